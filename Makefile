@@ -1,0 +1,31 @@
+# `make test` and `make demo` each work as the only command on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install data test lint demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fashion-MNIST comes from the Debian package dataset-fashion-mnist (no download at run time).
+data:
+	@bash scripts/get-fashion-mnist.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) data
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+demo: $(STAMP) data
+	$(VENV)/bin/compress demo --out runs/demo
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

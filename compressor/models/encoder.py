@@ -1,0 +1,72 @@
+"""The one interface every teacher, student and peer shares: images in, embeddings out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects: square RGB images of ``image_size`` px normalised with ``mean``/``std``."""
+
+    image_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputSpec:
+        return cls(int(d["image_size"]), tuple(d["mean"]), tuple(d["std"]))  # type: ignore[arg-type]
+
+
+class Encoder(nn.Module):
+    """Wraps a backbone so that ``forward(images) -> (B, embed_dim)`` embeddings.
+
+    ``backbone`` is the underlying model (a timm model with ``num_classes=0`` for students), kept
+    reachable so that recipes needing feature maps or tokens (MOMA, MOKD, CSS) can call into it.
+    ``embed_fn`` (optional) maps ``backbone`` and images to the embedding when the plain call does not
+    give it (e.g. mean of MAE patch tokens, the CLIP image projection).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        name: str,
+        spec: InputSpec,
+        embed_dim: int,
+        arch: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.name = name
+        self.arch = arch or name
+        self.spec = spec
+        self.embed_dim = embed_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images)
+
+    def freeze(self) -> Encoder:
+        """Eval mode and no gradients: how every teacher is held (stays in eval under ``.train()``)."""
+        self._frozen = True
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True) -> Encoder:
+        # A frozen encoder (teacher) stays in eval mode even when a parent module is put in train mode.
+        if getattr(self, "_frozen", False):
+            mode = False
+        return super().train(mode)

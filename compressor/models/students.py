@@ -1,0 +1,50 @@
+"""Student zoo: any timm model, used as an encoder of its pooled features (``num_classes=0``)."""
+
+from __future__ import annotations
+
+import timm
+from torch import nn
+
+from compressor.errors import CompressorError
+from compressor.models.encoder import Encoder, InputSpec
+from compressor.registry import unknown_name_message
+
+
+def list_students(pattern: str = "") -> list[str]:
+    """Names of timm architectures usable as students (``pattern`` is a timm wildcard, e.g. ``resnet*``)."""
+    return timm.list_models(pattern or "")
+
+
+def create_timm_backbone(arch: str, image_size: int | None = None, **kwargs) -> nn.Module:
+    """A timm model with its classifier removed; ``img_size`` is passed to models that take it (ViTs)."""
+    base = arch.split(".")[0]
+    if base not in timm.list_models():
+        raise CompressorError(unknown_name_message("student", arch, timm.list_models()))
+    kwargs.setdefault("num_classes", 0)
+    if image_size is not None:
+        try:
+            return timm.create_model(arch, img_size=image_size, **kwargs)
+        except TypeError:
+            pass  # CNNs take any size and have no img_size argument
+    return timm.create_model(arch, **kwargs)
+
+
+def timm_input_spec(model: nn.Module, image_size: int | None = None) -> InputSpec:
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    size = image_size or int(cfg.get("input_size", (3, 224, 224))[-1])
+    mean = tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406)))
+    std = tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225)))
+    return InputSpec(size, mean, std)  # type: ignore[arg-type]
+
+
+def build_student(name: str, image_size: int | None = None, *, pretrained: bool = False) -> Encoder:
+    """Build a trainable student encoder from a timm architecture name.
+
+    Args:
+        name: a timm model name (``resnet18``, ``vit_tiny_patch16_224``, ``efficientnet_b0`` ...).
+        image_size: input resolution; defaults to the model's pretrained config.
+        pretrained: start from timm's weights (needs the network or timm's cache).
+    """
+    backbone = create_timm_backbone(name, image_size, pretrained=pretrained)
+    spec = timm_input_spec(backbone, image_size)
+    return Encoder(backbone, name=name, arch=name, spec=spec, embed_dim=int(backbone.num_features))

@@ -1,0 +1,55 @@
+"""A tiny name → object registry with close-match suggestions (the shape of timm's ``register_model``)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from compressor.errors import CompressorError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to objects; lookups of unknown names fail with the closest registered names."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator that stores its argument under ``name`` (names are unique)."""
+
+        def deco(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: T) -> None:
+        self.register(name)(obj)
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            raise CompressorError(unknown_name_message(self.kind, name, self.names()))
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
+    """``unknown teacher 'clip-vit-b15'; did you mean clip-vit-b16? (known: ...)``."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    shown = ", ".join(known[:30]) + (", ..." if len(known) > 30 else "")
+    return f"unknown {kind} {name!r}{hint} (known: {shown})"
