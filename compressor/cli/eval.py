@@ -1,0 +1,58 @@
+"""``compress eval``: kNN and linear-probe top-1 of a run's student on frozen embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from compressor.cli.main import app
+from compressor.cli.util import setup_logging
+
+
+@app.command("eval")
+def eval_cmd(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
+    data: Annotated[str | None, typer.Option(help="Data SPEC to evaluate on (default: the run's --data).")] = None,
+    data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write {knn_top1, linear_top1} here.")] = None,
+    linear: Annotated[bool, typer.Option(help="Also fit a linear probe.")] = True,
+    max_train: Annotated[int | None, typer.Option(help="Use at most N training images as the kNN bank.")] = None,
+    max_val: Annotated[int | None, typer.Option(help="Use at most N validation images as queries.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+) -> None:
+    """Weighted kNN (cosine, k=20, T=0.07) and linear probe: train split = bank, val/test split = queries."""
+    from compressor.data.datasets import build_dataset
+    from compressor.engine.setup import resolve_device
+    from compressor.errors import CompressorError
+    from compressor.eval.embed import evaluate_encoder
+    from compressor.models.saved import load_encoder
+
+    setup_logging()
+    encoder = load_encoder(run)
+    if data is None:
+        cfg_path = run / "config.yaml"
+        if not cfg_path.is_file():
+            raise CompressorError(f"{run} has no config.yaml to take the data from; pass --data SPEC")
+        cfg = yaml.safe_load(cfg_path.read_text()) or {}
+        data, data_root = cfg.get("data"), data_root or cfg.get("data_root")
+    dev = resolve_device(device)
+    encoder.to(dev)
+    res = evaluate_encoder(encoder, build_dataset(data, "train", data_root), build_dataset(data, "val", data_root),
+                           linear=linear, limit_train=max_train, limit_val=max_val, device=str(dev),
+                           batch_size=batch_size, progress=True)
+    table = Table(title=f"{run} on {data}")
+    for col in ("metric", "top-1"):
+        table.add_column(col)
+    table.add_row("kNN (k=20, T=0.07)", f"{100 * res.knn_top1:.2f}%")
+    if res.linear_top1 is not None:
+        table.add_row("linear probe", f"{100 * res.linear_top1:.2f}%")
+    Console().print(table)
+    if json_out:
+        json_out.write_text(json.dumps(res.to_dict(), indent=2) + "\n")

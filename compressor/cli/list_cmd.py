@@ -1,0 +1,49 @@
+"""``compress list teachers|students|recipes``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from compressor.cli.main import app
+
+
+class What(str, Enum):
+    teachers = "teachers"
+    students = "students"
+    recipes = "recipes"
+
+
+@app.command("list")
+def list_cmd(
+    what: Annotated[What, typer.Argument(help="teachers, students or recipes.")],
+    filter_: Annotated[str, typer.Option("--filter", help="Wildcard for students, e.g. 'resnet*'.")] = "",
+) -> None:
+    """List the registered teachers, student architectures or recipes."""
+    console = Console()
+    if what is What.recipes:
+        from compressor.recipes import list_recipes
+
+        table = Table("recipe", "kind", "description")
+        for r in list_recipes():
+            table.add_row(r.name, r.kind, r.description)
+    elif what is What.teachers:
+        from compressor.models.teachers import list_teachers
+
+        table = Table("teacher", "embedding", "input", "description")
+        for t in list_teachers():
+            table.add_row(t.name, str(t.embed_dim), str(t.image_size), t.description)
+        table.caption = "also: timm:<name>, open_clip:<arch>:<tag>, or a run directory of ours"
+    else:
+        from compressor.models.students import list_students
+
+        names = list_students(filter_)
+        table = Table("student (timm architecture)")
+        for n in names:
+            table.add_row(n)
+        table.caption = f"{len(names)} architectures; any timm model name works"
+    console.print(table)

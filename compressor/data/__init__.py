@@ -1,0 +1,1 @@
+"""Datasets (folder, Fashion-MNIST, synthetic), per-model views and a resumable loader."""

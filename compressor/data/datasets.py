@@ -1,0 +1,199 @@
+"""Image datasets named by a SPEC string: a folder, ``fashion-mnist`` or ``synthetic``.
+
+Every dataset yields ``(PIL.Image in RGB, label)``; ``label`` is -1 when the data has no labels.
+An image that cannot be decoded (corrupt, truncated, a decompression bomb) yields ``None`` and a
+warning naming the file; the loader drops it from the batch and counts it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from compressor.errors import CompressorError
+
+log = logging.getLogger("compressor")
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+FMNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                  "Bag", "Ankle boot"]
+
+
+class ImageDataset(Dataset):
+    """Base class: ``classes`` (names, empty when unlabeled) and ``has_labels``."""
+
+    classes: list[str]
+
+    @property
+    def has_labels(self) -> bool:
+        return len(self.classes) > 0
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}({len(self)} images, {len(self.classes)} classes)"
+
+
+def load_image(path: str | Path) -> Image.Image | None:
+    """Decode an image to RGB, or return ``None`` (with a warning naming the file) when it cannot be."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat the warning as the bomb it is.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, zlib.error, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as err:
+        log.warning("skipping unreadable image %s (%s: %s)", path, type(err).__name__, err)
+        return None
+
+
+class FolderDataset(ImageDataset):
+    """Images under a folder; class sub-folders give labels, loose images give label -1."""
+
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str]) -> None:
+        self.files, self.labels, self.classes = files, labels, classes
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image | None, int]:
+        return load_image(self.files[i]), self.labels[i]
+
+    @classmethod
+    def scan(cls, root: Path) -> FolderDataset:
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        files: list[Path] = []
+        labels: list[int] = []
+        classes: list[str] = []
+        loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if subdirs and not loose:
+            for label, d in enumerate(subdirs):
+                found = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+                if found:
+                    classes.append(d.name)
+                    files += found
+                    labels += [len(classes) - 1] * len(found)
+        else:
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            labels = [-1] * len(files)
+        if not files:
+            raise CompressorError(
+                f"no images found in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                "pass a folder of images, class sub-folders, or --data fashion-mnist / synthetic")
+        return cls(files, labels, classes)
+
+
+def _folder_dataset(root: Path, split: str) -> ImageDataset:
+    if not root.is_dir():
+        raise CompressorError(f"data folder {str(root)!r} does not exist; pass an existing folder, "
+                              "`fashion-mnist` or `synthetic` to --data")
+    named = {p.name: p for p in root.iterdir() if p.is_dir()}
+    if "train" in named and ("val" in named or "test" in named):
+        sub = named["train"] if split == "train" else named.get("val", named.get("test"))
+        return FolderDataset.scan(sub)  # type: ignore[arg-type]
+    # No explicit split: a fixed 80/20 split (every 5th image is held out) so eval queries are unseen.
+    full = FolderDataset.scan(root)
+    keep = [i for i in range(len(full)) if (i % 5 == 4) == (split != "train")]
+    if not keep:
+        keep = list(range(len(full)))
+    return FolderDataset([full.files[i] for i in keep], [full.labels[i] for i in keep], full.classes)
+
+
+def find_fashion_mnist(root: str | None = None) -> Path | None:
+    """Search order: ``root`` (--data-root), ``$COMPRESS_DATA``, the Debian package's folder."""
+    for cand in (root, os.environ.get("COMPRESS_DATA"), FMNIST_SYSTEM_DIR):
+        if cand:
+            for d in (Path(cand), Path(cand) / "fashion-mnist"):
+                if (d / FMNIST_FILES["train"][0]).is_file():
+                    return d
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+class FashionMNIST(ImageDataset):
+    """Fashion-MNIST from its four idx files (28×28 grayscale, returned as RGB)."""
+
+    classes = FMNIST_CLASSES
+
+    def __init__(self, folder: Path, split: str) -> None:
+        images, labels = FMNIST_FILES["train" if split == "train" else "test"]
+        self.images = _read_idx(folder / images)
+        self.labels = _read_idx(folder / labels).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[i], mode="L").convert("RGB"), int(self.labels[i])
+
+
+def _download_fashion_mnist() -> Path:
+    target = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "compressor" / "fashion-mnist"
+    try:
+        from torchvision.datasets import FashionMNIST as TVFashionMNIST
+
+        TVFashionMNIST(str(target), train=True, download=True)
+        TVFashionMNIST(str(target), train=False, download=True)
+    except Exception as err:
+        raise CompressorError(
+            "Fashion-MNIST not found (looked in --data-root, $COMPRESS_DATA and "
+            f"{FMNIST_SYSTEM_DIR}) and the download failed; install the Debian package "
+            "dataset-fashion-mnist or set COMPRESS_DATA to a folder with the *-ubyte.gz files") from err
+    return target / "FashionMNIST" / "raw"
+
+
+class SyntheticDataset(ImageDataset):
+    """Deterministic coloured-pattern images in ``num_classes`` classes, for smoke tests (no files)."""
+
+    def __init__(self, size: int = 512, num_classes: int = 10, image_size: int = 64, seed: int = 0) -> None:
+        self.size, self.image_size, self.seed = size, image_size, seed
+        self.classes = [f"class{i}" for i in range(num_classes)]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        label = i % len(self.classes)
+        rng = np.random.default_rng(self.seed * 1_000_003 + i)
+        proto = np.random.default_rng(label + 17)  # the class prototype: a colour and a stripe frequency
+        colour = proto.uniform(40, 215, size=3)
+        freq = 1 + label % 5
+        y, x = np.mgrid[0:self.image_size, 0:self.image_size] / self.image_size
+        wave = np.sin(2 * np.pi * freq * (x if label % 2 else y))[..., None]
+        img = colour + 40 * wave + rng.normal(0, 20, size=(self.image_size, self.image_size, 3))
+        return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB"), label
+
+
+def build_dataset(spec: str, split: str = "train", root: str | None = None) -> ImageDataset:
+    """The dataset named by ``spec`` (a folder, ``fashion-mnist`` or ``synthetic``) for ``split``.
+
+    ``split`` is ``train`` or ``val``; ``val`` means the val or test part where the data has one.
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+    if spec == "fashion-mnist":
+        folder = find_fashion_mnist(root) or _download_fashion_mnist()
+        return FashionMNIST(folder, split)
+    if spec == "synthetic":
+        return SyntheticDataset(size=512 if split == "train" else 128, seed=0 if split == "train" else 1)
+    return _folder_dataset(Path(spec).expanduser(), split)

@@ -1,0 +1,84 @@
+"""A resumable, reproducible loader.
+
+Reproducibility does not depend on the number of workers: the order of an epoch is a permutation
+drawn from ``(seed, epoch)``, and each sample's augmentations draw from a generator seeded by
+``(seed, epoch, index)``. A run stopped after ``k`` batches of an epoch resumes by skipping exactly
+those ``k`` batches of the same permutation, so a resumed run sees the same images with the same
+augmentations as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+from compressor.data.datasets import ImageDataset
+
+log = logging.getLogger("compressor")
+
+
+class ViewDataset(Dataset):
+    """Applies ``views`` (PIL -> dict of tensors) to each image with a per-sample seeded RNG."""
+
+    def __init__(self, base: ImageDataset, views: Callable[[object], dict], seed: int) -> None:
+        self.base, self.views, self.seed, self.epoch = base, views, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict | None:
+        img, label = self.base[i]
+        if img is None:
+            return {"_skipped": self.base.files[i] if hasattr(self.base, "files") else str(i)}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+            out = self.views(img)
+        out["label"] = torch.tensor(label)
+        out["index"] = torch.tensor(i)
+        return out
+
+
+def collate_views(items: list[dict]) -> dict:
+    """Stack the good samples; report the skipped ones under ``_skipped`` (a list of file names)."""
+    skipped = [str(it["_skipped"]) for it in items if "_skipped" in it]
+    good = [it for it in items if "_skipped" not in it]
+    batch = default_collate(good) if good else {}
+    batch["_skipped"] = skipped
+    return batch
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Batches of a ``(seed, epoch)`` permutation, starting at batch ``start`` (for resume)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int = 0, drop_last: bool = True):
+        self.n, self.batch_size, self.seed, self.epoch, self.start = n, batch_size, seed, epoch, start
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        full = self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        return max(0, full - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        for b in range(self.start, self.start + len(self)):
+            yield order[b * self.batch_size: (b + 1) * self.batch_size]
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, n // batch_size)
+
+
+def epoch_loader(ds: ViewDataset, batch_size: int, epoch: int, start: int, workers: int, seed: int) -> DataLoader:
+    """The loader of one epoch (from batch ``start``); drop_last keeps every step's batch size equal."""
+    ds.epoch = epoch
+    bs = min(batch_size, len(ds))
+    sampler = EpochBatchSampler(len(ds), bs, seed, epoch, start)
+    # Its own generator: a DataLoader otherwise draws its workers' base seed from the global RNG,
+    # which would make the training RNG depend on where a run was resumed.
+    gen = torch.Generator().manual_seed(seed * 7919 + epoch)
+    return DataLoader(ds, batch_sampler=sampler, num_workers=workers, collate_fn=collate_views,
+                      persistent_workers=False, pin_memory=torch.cuda.is_available(), generator=gen)

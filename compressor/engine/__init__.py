@@ -1,0 +1,1 @@
+"""The training engine: configuration, schedules, checkpoints and the loop."""

@@ -1,0 +1,135 @@
+"""The resolved configuration of a training run: defaults ← ``--config`` YAML ← command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compressor.errors import CompressorError
+
+
+@dataclass
+class TrainConfig:
+    """Every field is also a ``compress distill`` flag (``batch_size`` ↔ ``--batch-size``)."""
+
+    student: str = ""
+    teacher: str | None = None  # comma-separated for several teachers (moma)
+    teacher_weights: str | None = None  # a path, `random`, or comma-separated per teacher
+    teacher_image_size: int | None = None
+    peer: str | None = None
+    recipe: str = "mvmr"
+    data: str = ""
+    data_root: str | None = None
+    max_images: int | None = None  # train on a fixed random subset of this many images
+    epochs: int | None = None
+    max_steps: int | None = None
+    batch_size: int = 64
+    image_size: int | None = None
+    peer_image_size: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    out: str | None = None
+    resume: bool = False
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    workers: int = 0
+    log_every: int = 10
+    trust_checkpoint: bool = False
+    recipe_config: dict[str, Any] = field(default_factory=dict)
+
+    def teachers(self) -> list[str]:
+        return [t.strip() for t in (self.teacher or "").split(",") if t.strip()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "student": (str,), "teacher": (str,), "teacher_weights": (str,), "peer": (str,), "recipe": (str,),
+    "data": (str,), "data_root": (str,), "device": (str,), "precision": (str,), "out": (str,),
+    "teacher_image_size": (int,), "max_images": (int,), "epochs": (int,), "max_steps": (int,),
+    "batch_size": (int,), "image_size": (int,), "peer_image_size": (int,), "seed": (int,),
+    "checkpoint_every": (int,), "keep_checkpoints": (int,), "workers": (int,), "log_every": (int,),
+    "resume": (bool,), "trust_checkpoint": (bool,), "recipe_config": (dict,),
+}
+
+
+def read_yaml_config(path: str | Path) -> dict[str, Any]:
+    """Read a ``--config`` file (safe YAML); unknown keys and wrong types are errors naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompressorError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CompressorError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise CompressorError(f"{path} must be a mapping of option: value (got {type(raw).__name__})")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, FIELDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise CompressorError(f"unknown key {key!r} in {path}{hint}")
+        out[name] = check_type(name, value, str(path))
+    return out
+
+
+def check_type(name: str, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    types = _TYPES[name]
+    if isinstance(value, int) and not isinstance(value, bool) and float in types:
+        return float(value)
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        raise CompressorError(f"{name} in {where} must be {types[0].__name__}, got {value!r}")
+    return value
+
+
+def resolve_config(flags: dict[str, Any], config_file: str | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then every flag the user gave (``None`` means not given)."""
+    values: dict[str, Any] = read_yaml_config(config_file) if config_file else {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key == "recipe_config":
+            values["recipe_config"] = {**values.get("recipe_config", {}), **value}
+        else:
+            values[key] = value
+    cfg = TrainConfig(**values)
+    if not cfg.student:
+        raise CompressorError("no student given: pass --student NAME (any timm model, e.g. resnet18)")
+    if not cfg.data:
+        raise CompressorError("no data given: pass --data FOLDER, --data fashion-mnist or --data synthetic")
+    if cfg.epochs is None and cfg.max_steps is None:
+        cfg.epochs = 1
+    for name in ("batch_size", "checkpoint_every", "keep_checkpoints"):
+        if getattr(cfg, name) < 1:
+            raise CompressorError(f"--{name.replace('_', '-')} must be at least 1")
+    return cfg
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, Any]:
+    """``--set key=value`` pairs (values parsed as YAML scalars/lists) into a dict."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CompressorError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out

@@ -1,0 +1,45 @@
+"""Run metrics: ``metrics.jsonl`` (one JSON object per logged step) and TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class MetricsLog:
+    """Appends to ``metrics.jsonl``; on resume, rows after the resumed step are dropped first."""
+
+    def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        if resume_step and self.path.exists():
+            rows = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in rows if _step_of(ln) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in kept))
+        elif not resume_step:
+            self.path.write_text("")
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step or None)
+            except ImportError:  # tensorboard is a dependency; stay usable if it was removed
+                self.writer = None
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(json.dumps({"step": step, **values}) + "\n")
+        if self.writer is not None:
+            for k, v in values.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 1 << 60

@@ -1,0 +1,111 @@
+"""From a :class:`TrainConfig` to the objects a run needs: device, data, models and the recipe."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from compressor.data.datasets import ImageDataset, build_dataset
+from compressor.engine.config import TrainConfig
+from compressor.errors import CompressorError
+from compressor.models.encoder import Encoder
+from compressor.models.students import build_student
+from compressor.recipes import get_recipe
+from compressor.recipes.base import DataInfo, Recipe, make_config
+
+log = logging.getLogger("compressor")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CompressorError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise CompressorError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (``None`` = plain fp32): bf16 on CUDA by default, fp32 on CPU."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+    if name not in table:
+        raise CompressorError(f"unknown precision {name!r}; use auto, bf16, fp16 or fp32")
+    if table[name] is torch.float16 and device.type != "cuda":
+        raise CompressorError("--precision fp16 needs CUDA; use fp32 (or bf16) on CPU")
+    return table[name]
+
+
+def training_subset(ds: ImageDataset, max_images: int | None, seed: int) -> ImageDataset:
+    """A fixed random subset of ``max_images`` images (the same for every run with this seed)."""
+    if not max_images or max_images >= len(ds):
+        return ds
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:max_images].sort().values
+    sub = torch.utils.data.Subset(ds, idx.tolist())
+    sub.classes = ds.classes  # type: ignore[attr-defined]
+    sub.has_labels = ds.has_labels  # type: ignore[attr-defined]
+    return sub  # type: ignore[return-value]
+
+
+def build_teachers(cfg: TrainConfig) -> list[Encoder]:
+    names = cfg.teachers()
+    if not names:
+        return []
+    from compressor.models.teachers import build_teacher
+
+    weights = [w.strip() for w in (cfg.teacher_weights or "").split(",")] if cfg.teacher_weights else []
+    if len(weights) == 1:
+        weights = weights * len(names)
+    if weights and len(weights) != len(names):
+        raise CompressorError(f"{len(names)} teachers but {len(weights)} --teacher-weights; give one per "
+                              "teacher, comma-separated, or a single value for all")
+    return [build_teacher(n, (weights[i] if weights else None), image_size=cfg.teacher_image_size,
+                          trust_checkpoint=cfg.trust_checkpoint) for i, n in enumerate(names)]
+
+
+def check_recipe_inputs(recipe_cls: type[Recipe], cfg: TrainConfig) -> None:
+    """A recipe gets exactly the models it uses; anything else is a one-line error naming the flag."""
+    n = len(cfg.teachers())
+    name = recipe_cls.name
+    if recipe_cls.needs_teacher and n == 0:
+        raise CompressorError(f"recipe {name} distils from a teacher: pass --teacher NAME "
+                              "(see `compress list teachers`)")
+    if not recipe_cls.needs_teacher and n:
+        raise CompressorError(f"recipe {name} uses no teacher; drop --teacher (or pick a teacher→student recipe)")
+    if n > 1 and not recipe_cls.multi_teacher:
+        raise CompressorError(f"recipe {name} takes one teacher, got {n}; moma takes several")
+    if recipe_cls.needs_peer and not cfg.peer:
+        raise CompressorError(f"recipe {name} trains a pair: pass --peer NAME (any timm model)")
+    if not recipe_cls.needs_peer and cfg.peer:
+        raise CompressorError(f"recipe {name} trains one model; drop --peer (dogo, mokd and css take one)")
+
+
+@dataclass
+class Components:
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    dataset: ImageDataset
+    recipe: Recipe
+
+
+def build_components(cfg: TrainConfig) -> Components:
+    device = resolve_device(cfg.device)
+    autocast_dtype = resolve_precision(cfg.precision, device)
+    recipe_cls = get_recipe(cfg.recipe)
+    check_recipe_inputs(recipe_cls, cfg)
+    rcfg = make_config(recipe_cls, cfg.recipe_config)
+    dataset = training_subset(build_dataset(cfg.data, "train", cfg.data_root), cfg.max_images, cfg.seed)
+    if recipe_cls.needs_labels and not dataset.has_labels:
+        raise CompressorError(f"recipe {recipe_cls.name} is supervised and {cfg.data!r} has no labels; "
+                              "put the images in one sub-folder per class")
+    torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
+    student = build_student(cfg.student, cfg.image_size)
+    peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size) if cfg.peer else None
+    teachers = build_teachers(cfg)
+    info = DataInfo(num_classes=len(dataset.classes), batch_size=cfg.batch_size)
+    recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
+    return Components(device, autocast_dtype, dataset, recipe)

@@ -1,0 +1,220 @@
+"""The training loop, top to bottom.
+
+Per step: the learning rate is looked up in precomputed schedules → forward (autocast on CUDA) →
+loss check → backward → recipe hook → gradient clipping → optimiser steps → recipe's end-of-step
+hook (EMA, queues) → log → checkpoint. The data position is the step itself: epoch = step // B and
+the batch inside it = step % B, which the loader resumes exactly (``compressor.data.loader``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from compressor.data.loader import ViewDataset, batches_per_epoch, epoch_loader
+from compressor.engine.checkpoint import list_checkpoints, load_latest_checkpoint, rng_state, \
+    save_checkpoint, set_rng_state
+from compressor.engine.config import TrainConfig
+from compressor.engine.metrics import MetricsLog
+from compressor.engine.schedule import cosine_schedule
+from compressor.engine.setup import build_components
+from compressor.errors import CompressorError, TrainingDiverged
+from compressor.models.saved import save_encoder
+from compressor.utils.io import atomic_write_text
+from compressor.utils.progress import make_progress
+
+log = logging.getLogger("compressor")
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    return Path("runs") / f"{cfg.recipe}-{cfg.student}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class Trainer:
+    """Trains ``cfg.recipe`` and writes the run directory (see DESIGN.md, "run directory")."""
+
+    def __init__(self, cfg: TrainConfig, *, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        self.run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        if not cfg.resume and list_checkpoints(self.run_dir):
+            raise CompressorError(f"{self.run_dir} already holds a run; pass --resume to continue it or "
+                                  "choose another --out")
+        if cfg.resume and not cfg.out:
+            raise CompressorError("--resume needs --out DIR, the run directory to continue")
+        self._stop_requested = False
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        c = build_components(cfg)
+        self.device, self.autocast_dtype, self.recipe = c.device, c.autocast_dtype, c.recipe
+        self.recipe.to(self.device)
+        if self.device.type == "cuda":
+            self.recipe.to(memory_format=torch.channels_last)
+        self.data = ViewDataset(c.dataset, self.recipe.views(), seed=cfg.seed)
+        self.batch_size = min(cfg.batch_size, len(c.dataset))
+        self.steps_per_epoch = batches_per_epoch(len(c.dataset), self.batch_size)
+        total = cfg.epochs * self.steps_per_epoch if cfg.epochs else cfg.max_steps
+        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total  # type: ignore[type-var]
+        self.optimizers = self.recipe.optimizers()
+        rc = self.recipe.cfg
+        self.lr_factor = cosine_schedule(self.total_steps, round(rc.warmup_fraction * self.total_steps),
+                                         1.0, rc.min_lr_fraction)
+        fp16 = self.autocast_dtype is torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+
+    def _write_config(self) -> None:
+        d = self.cfg.to_dict()
+        d["recipe_config"] = {k: list(v) if isinstance(v, tuple) else v
+                              for k, v in vars(self.recipe.cfg).items()}
+        d.pop("resume")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(d, sort_keys=False))
+        teachers = [getattr(t, "info", {"name": t.name}) for t in self.recipe.teachers]
+        for t in teachers:
+            if t.get("random"):
+                log.warning("teacher %s has RANDOM weights (--teacher-weights random): the student learns "
+                            "nothing useful from it", t.get("name"))
+        meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers,
+                "device": str(self.device), "precision": str(self.autocast_dtype or "fp32"),
+                "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+                "torch": torch.__version__}
+        atomic_write_text(self.run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _state(self, step: int) -> dict:
+        return {"step": step, "recipe": self.recipe.trainable_state_dict(),
+                "optimizers": [o.state_dict() for o in self.optimizers], "scaler": self.scaler.state_dict(),
+                "rng": rng_state(), "config": {"recipe": self.cfg.recipe, "student": self.cfg.student}}
+
+    def _save(self, step: int) -> None:
+        save_checkpoint(self.run_dir, step, self._state(step), keep=self.cfg.keep_checkpoints)
+
+    def _restore(self) -> int:
+        state, path = load_latest_checkpoint(self.run_dir)
+        self.recipe.load_trainable_state_dict(state["recipe"])
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise CompressorError(f"{path} was written by another recipe; resume with the same config")
+        for opt, s in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(s)
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        log.info("resumed from %s (step %d)", path, state["step"])
+        return int(state["step"])
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self) -> Path:
+        self._setup()
+        step = self._restore() if self.cfg.resume else 0
+        if not self.cfg.resume:
+            torch.manual_seed(self.cfg.seed + 1)  # the loop's own randomness (masks, dropout)
+        self._write_config()
+        metrics = MetricsLog(self.run_dir, resume_step=step)
+        skipped: set[str] = set()
+        previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
+        try:
+            step = self._loop(step, metrics, skipped)
+        finally:
+            metrics.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if skipped:
+            log.warning("%d unreadable images were skipped (named above)", len(skipped))
+        if self._stop_requested:
+            raise CompressorError(f"interrupted: checkpoint saved at step {step}; continue with "
+                                  f"`compress distill --resume --out {self.run_dir}`", exit_code=130)
+        for name, enc in self.recipe.saved_models().items():
+            save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
+                         teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
+        return self.run_dir
+
+    def _loop(self, step: int, metrics: MetricsLog, skipped: set[str]) -> int:
+        cfg, recipe = self.cfg, self.recipe
+        recipe.train()
+        window_t, window_n, last_loss = time.perf_counter(), 0, float("nan")
+        logs: dict[str, float] = {"loss": last_loss}
+        bar = make_progress("loss", "ips") if self.progress else contextlib.nullcontext()
+        with bar as progress:
+            task = progress.add_task(f"{cfg.recipe}", total=self.total_steps, completed=step, loss="", ips="") \
+                if progress else None
+            while step < self.total_steps and not self._stop_requested:
+                epoch, start = divmod(step, self.steps_per_epoch)
+                loader = epoch_loader(self.data, self.batch_size, epoch, start, cfg.workers, cfg.seed)
+                for batch in loader:
+                    for f in batch.pop("_skipped"):
+                        skipped.add(f)
+                    if batch:
+                        logs = self._train_step(step, batch)
+                        last_loss = logs["loss"]
+                        window_n += batch["index"].shape[0]
+                    step += 1
+                    if step % cfg.log_every == 0 or step == self.total_steps:
+                        ips = window_n / max(1e-9, time.perf_counter() - window_t)
+                        window_t, window_n = time.perf_counter(), 0
+                        metrics.log(step, {**logs, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
+                        if task is not None:
+                            progress.update(task, loss=f"loss {last_loss:.4f}", ips=f"{ips:.0f} img/s")
+                    if task is not None:
+                        progress.advance(task)
+                    if step % cfg.checkpoint_every == 0 or step == self.total_steps or self._stop_requested:
+                        self._save(step)
+                    if step >= self.total_steps or self._stop_requested:
+                        break
+        return step
+
+    def _train_step(self, step: int, batch: dict) -> dict[str, float]:
+        recipe = self.recipe
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * self.lr_factor[step]
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype \
+            else contextlib.nullcontext()
+        try:
+            with autocast:
+                out = recipe.step(batch)
+            loss = out.loss
+            if not torch.isfinite(loss):  # a CPU-GPU sync point, worth it: a NaN run is lost work
+                raise TrainingDiverged(f"the loss became {float(loss)} at step {step + 1}; the last good "
+                                       f"checkpoint in {self.run_dir / 'checkpoints'} is kept. Lower the "
+                                       "learning rate (--set lr=...) or use --precision fp32")
+            self.scaler.scale(loss).backward()
+        except torch.cuda.OutOfMemoryError:
+            raise CompressorError(f"CUDA out of memory at batch size {self.batch_size}; try "
+                                  f"--batch-size {max(1, self.batch_size // 2)}") from None
+        recipe.on_after_backward(step, self.total_steps)
+        for opt in self.optimizers:
+            self.scaler.unscale_(opt)
+            if recipe.cfg.clip_grad > 0:
+                params = [p for g in opt.param_groups for p in g["params"]]
+                torch.nn.utils.clip_grad_norm_(params, recipe.cfg.clip_grad)
+            self.scaler.step(opt)
+            opt.zero_grad(set_to_none=True)
+        self.scaler.update()
+        recipe.on_step_end(step, self.total_steps)
+        return {"loss": float(loss.detach()), **out.logs}
+
+    def _request_stop(self, signum, frame) -> None:  # noqa: ARG002
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        log.warning("SIGINT: saving a checkpoint after this step (press Ctrl-C again to abort)")
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(cfg: TrainConfig, *, progress: bool = True) -> Path:
+    """Run (or resume) a distillation; returns the run directory. The library entry point."""
+    return Trainer(cfg, progress=progress).fit()

@@ -1,0 +1,1 @@
+"""Frozen-embedding evaluation: weighted kNN and a linear probe."""

@@ -1,0 +1,74 @@
+"""Embedding a dataset with a frozen encoder, and the evaluation of a run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from compressor.data.datasets import ImageDataset
+from compressor.data.loader import ViewDataset, collate_views
+from compressor.data.transforms import Views, eval_transform
+from compressor.errors import CompressorError
+from compressor.eval.knn import knn_top1
+from compressor.eval.linear import linear_probe_top1
+from compressor.models.encoder import Encoder, InputSpec
+
+log = logging.getLogger("compressor")
+
+
+@torch.no_grad()
+def embed_dataset(model: nn.Module, spec: InputSpec, ds: ImageDataset, *, batch_size: int = 256,
+                  workers: int = 0, device: str = "cpu", limit: int | None = None,
+                  progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (N×D, float32, CPU) and labels of ``ds`` (first ``limit`` images) under ``model``."""
+    if limit is not None and limit < len(ds):
+        ds = torch.utils.data.Subset(ds, range(limit))  # type: ignore[assignment]
+    vds = ViewDataset(ds, Views(x=eval_transform(spec)), seed=0)
+    loader = DataLoader(vds, batch_size=batch_size, num_workers=workers, collate_fn=collate_views)
+    was_training = model.training
+    model.eval()
+    feats, labels = [], []
+    it = loader
+    if progress:
+        from compressor.utils.progress import track
+
+        it = track(loader, description="embedding", total=len(loader))
+    for batch in it:
+        if "x" not in batch:
+            continue
+        feats.append(model(batch["x"].to(device)).float().cpu())
+        labels.append(batch["label"])
+    model.train(was_training)
+    if not feats:
+        raise CompressorError("every image in the dataset failed to load; check the files named above")
+    return torch.cat(feats), torch.cat(labels)
+
+
+@dataclass
+class EvalResult:
+    knn_top1: float
+    linear_top1: float | None
+    n_train: int
+    n_query: int
+
+    def to_dict(self) -> dict:
+        return {"knn_top1": self.knn_top1, "linear_top1": self.linear_top1, "n_train": self.n_train,
+                "n_query": self.n_query}
+
+
+def evaluate_encoder(model: Encoder, train: ImageDataset, val: ImageDataset, *, linear: bool = True,
+                     limit_train: int | None = None, limit_val: int | None = None, device: str = "cpu",
+                     batch_size: int = 256, workers: int = 0, progress: bool = False) -> EvalResult:
+    """kNN (cosine, k=20, T=0.07) and linear-probe top-1: train split = bank, val split = queries."""
+    if not (train.has_labels and val.has_labels):
+        raise CompressorError("evaluation needs labels: use class sub-folders, fashion-mnist or synthetic")
+    kw = dict(batch_size=batch_size, workers=workers, device=device, progress=progress)
+    xb, yb = embed_dataset(model, model.spec, train, limit=limit_train, **kw)
+    xq, yq = embed_dataset(model, model.spec, val, limit=limit_val, **kw)
+    knn = knn_top1(xb, yb, xq, yq, k=20, t=0.07)
+    lin = linear_probe_top1(xb, yb, xq, yq) if linear else None
+    return EvalResult(knn, lin, len(yb), len(yq))

@@ -1,0 +1,66 @@
+"""Shared fixtures: small real models and data, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from compressor.data.datasets import find_fashion_mnist
+from compressor.models.encoder import Encoder
+from compressor.models.students import build_student
+
+torch.set_num_threads(2)
+
+
+def frozen_teacher(arch: str = "resnet10t", image_size: int = 40) -> Encoder:
+    """A real timm network used as a frozen teacher (a different size from the students, on purpose)."""
+    torch.manual_seed(123)
+    enc = build_student(arch, image_size)
+    enc.info = {"name": arch, "weights": "random", "random": True}  # type: ignore[attr-defined]
+    return enc.freeze()
+
+
+@pytest.fixture
+def teacher() -> Encoder:
+    return frozen_teacher()
+
+
+requires_fmnist = pytest.mark.skipif(find_fashion_mnist() is None,
+                                     reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``compress ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    from compressor.cli.main import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A labelled folder: 3 classes × 6 PNG images of distinct colours."""
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    for c, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        d = root / f"class{c}"
+        d.mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (24 + i, 24), tuple(min(255, v + 5 * i) for v in colour)).save(d / f"{i}.png")
+    return root
+
+
+sys.dont_write_bytecode = True
