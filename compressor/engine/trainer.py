@@ -79,10 +79,6 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(d, sort_keys=False))
         teachers = [getattr(t, "info", {"name": t.name}) for t in self.recipe.teachers]
-        for t in teachers:
-            if t.get("random"):
-                log.warning("teacher %s has RANDOM weights (--teacher-weights random): the student learns "
-                            "nothing useful from it", t.get("name"))
         meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers,
                 "device": str(self.device), "precision": str(self.autocast_dtype or "fp32"),
                 "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
