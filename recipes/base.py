@@ -192,6 +192,11 @@ def coerce(value: Any, default: Any, where: str) -> Any:
                 raise TypeError
             return value
         if isinstance(default, float):
+            if isinstance(value, str):
+                try:
+                    value = float(value)  # YAML 1.1 reads `3e-4` as a string
+                except ValueError:
+                    raise TypeError from None
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError
             return float(value)

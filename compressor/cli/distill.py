@@ -37,14 +37,18 @@ def distill(
     config: Annotated[Path | None, typer.Option(help="YAML file with the same fields as these flags "
                                                      "(flags win; unknown keys are errors).")] = None,
     out: Annotated[str | None, typer.Option(help="Run directory (default runs/<recipe>-<student>-<time>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Write a checkpoint every N steps (default 500).")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(
+        help="Write a checkpoint every N steps (default 500).")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loading worker processes (default 0).")] = None,
     trust_checkpoint: Annotated[bool, typer.Option(
-        "--trust-checkpoint", help="Allow TorchScript teacher files (OpenAI CLIP .pt). Only for files you trust.")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe option key=value (repeatable), "
-                                                               "e.g. --set lr=3e-4 --set projector_dims=[512,512].")] = None,
+        "--trust-checkpoint",
+        help="Allow TorchScript teacher files (OpenAI CLIP .pt). Only for files you trust.")] = False,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Recipe option key=value (repeatable), e.g. --set lr=3e-4 --set projector_dims=[512,512].")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Distill a compact student from a teacher (or a peer) with an SSL-KD recipe.

@@ -58,6 +58,3 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {type(err).__name__}: {err} (re-run with --debug for the traceback)", err=True)
         sys.exit(1)
 
-
-if __name__ == "__main__":
-    main()

@@ -80,7 +80,7 @@ class FolderDataset(ImageDataset):
         classes: list[str] = []
         loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if subdirs and not loose:
-            for label, d in enumerate(subdirs):
+            for d in subdirs:
                 found = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
                 if found:
                     classes.append(d.name)

@@ -92,10 +92,7 @@ def check_type(name: str, value: Any, where: str) -> Any:
     types = _TYPES[name]
     if isinstance(value, int) and not isinstance(value, bool) and float in types:
         return float(value)
-    if isinstance(value, bool) and bool not in types:
-        ok = False
-    else:
-        ok = isinstance(value, types)
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
         raise CompressorError(f"{name} in {where} must be {types[0].__name__}, got {value!r}")
     return value
@@ -131,5 +128,16 @@ def parse_set_options(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise CompressorError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        out[key.strip().replace("-", "_")] = parse_scalar(value)
     return out
+
+
+def parse_scalar(text: str):
+    """A YAML value, with ``3e-4`` read as a float (YAML 1.1 would keep it a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

@@ -19,8 +19,13 @@ import torch
 import yaml
 
 from compressor.data.loader import ViewDataset, batches_per_epoch, epoch_loader
-from compressor.engine.checkpoint import list_checkpoints, load_latest_checkpoint, rng_state, \
-    save_checkpoint, set_rng_state
+from compressor.engine.checkpoint import (
+    list_checkpoints,
+    load_latest_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from compressor.engine.config import TrainConfig
 from compressor.engine.metrics import MetricsLog
 from compressor.engine.schedule import cosine_schedule
@@ -92,7 +97,13 @@ class Trainer:
                 "rng": rng_state(), "config": {"recipe": self.cfg.recipe, "student": self.cfg.student}}
 
     def _save(self, step: int) -> None:
-        save_checkpoint(self.run_dir, step, self._state(step), keep=self.cfg.keep_checkpoints)
+        try:
+            save_checkpoint(self.run_dir, step, self._state(step), keep=self.cfg.keep_checkpoints)
+        except OSError as err:  # e.g. ENOSPC: the temporary file is removed, older checkpoints stay
+            kept = list_checkpoints(self.run_dir)
+            last = f"the checkpoint of step {kept[-1][0]} is kept" if kept else "no earlier checkpoint exists"
+            raise CompressorError(f"could not write the checkpoint of step {step} ({err.strerror or err}); "
+                                  f"{last}. Free space in {self.run_dir} and continue with --resume") from err
 
     def _restore(self) -> int:
         state, path = load_latest_checkpoint(self.run_dir)

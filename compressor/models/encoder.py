@@ -34,8 +34,8 @@ class Encoder(nn.Module):
 
     ``backbone`` is the underlying model (a timm model with ``num_classes=0`` for students), kept
     reachable so that recipes needing feature maps or tokens (MOMA, MOKD, CSS) can call into it.
-    ``embed_fn`` (optional) maps ``backbone`` and images to the embedding when the plain call does not
-    give it (e.g. mean of MAE patch tokens, the CLIP image projection).
+    Teachers whose embedding is not the plain call (the mean of MAE patch tokens, the CLIP image
+    projection) subclass this and override ``forward``.
     """
 
     def __init__(

@@ -9,9 +9,9 @@ import torch
 
 from compressor.data.datasets import SyntheticDataset
 from compressor.data.loader import ViewDataset, collate_views
+from compressor.models.students import build_student
 from compressor.recipes import list_recipes
 from compressor.recipes.base import KINDS, DataInfo, Recipe, make_config
-from compressor.models.students import build_student
 
 # Small settings so a step is quick on CPU; models a recipe needs that differ from the default pair.
 SMALL = {"projector_dims": [64, 32], "hidden_dim": 64}

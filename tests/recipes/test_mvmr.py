@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from compressor.models.students import build_student
 from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.mvmr import MVMR, mvmr_loss
-from compressor.models.students import build_student
 
 
 def _dcor_np(x: np.ndarray, y: np.ndarray) -> float:

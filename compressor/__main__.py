@@ -1,0 +1,5 @@
+"""``python -m compressor`` = the ``compress`` command."""
+
+from compressor.cli.main import main
+
+main()

@@ -1,0 +1,288 @@
+"""Teacher zoo: frozen pretrained encoders by name (``clip-vit-b16``, ``timm:<name>``, a run directory ...).
+
+A :class:`TeacherSpec` is data in the shape of open_clip's ``pretrained.py`` table: how to build the
+architecture, where its weights come from, its embedding and input. :func:`build_teacher` builds the
+random architecture, reads the weights (download, ``--teacher-weights PATH`` or ``random``), maps the
+official layout onto it (:mod:`compressor.models.checkpoints`) and loads strictly. See docs/teachers.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import open_clip
+import timm
+import torch
+import torch.nn.functional as F
+from open_clip.model import _build_vision_tower, resize_pos_embed
+from timm.models import get_pretrained_cfg
+from torch import Tensor, nn
+
+from compressor.errors import CompressorError
+from compressor.models import _hub
+from compressor.models.checkpoints import Layout, describe_dropped, load_strict, read_state_dict, remap
+from compressor.models.encoder import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, Encoder, InputSpec
+from compressor.models.saved import load_encoder
+from compressor.models.students import create_timm_backbone
+from compressor.registry import Registry, unknown_name_message
+
+log = logging.getLogger("compressor")
+Floats3 = tuple[float, float, float]
+
+
+def build_timm(spec: TeacherSpec, image_size: int) -> nn.Module:
+    """A timm model without classifier; ViTs are built at ``image_size`` (their pos-embed is resampled)."""
+    return create_timm_backbone(spec.arch, image_size, **spec.arch_kwargs)
+
+
+def adapt_timm(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Run the model's own timm ``checkpoint_filter_fn`` (pos-embed resampling, key conversions)."""
+    filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+    return filter_fn(state, model) if filter_fn is not None else state
+
+
+def _open_clip_config(arch: str) -> dict[str, Any]:
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        raise CompressorError(unknown_name_message("open_clip architecture", arch, open_clip.list_models()))
+    return cfg
+
+
+def build_open_clip(spec: TeacherSpec, image_size: int) -> nn.Module:
+    """The image tower alone (``model.visual``) of an open_clip architecture; no text tower is built."""
+    cfg = _open_clip_config(spec.arch)
+    vision_cfg = {**cfg["vision_cfg"], "image_size": image_size}
+    quick_gelu = bool(spec.arch_kwargs.get("quick_gelu", cfg.get("quick_gelu", False)))
+    return _build_vision_tower(cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
+
+
+def adapt_open_clip(state: dict[str, Tensor], visual: nn.Module) -> dict[str, Tensor]:
+    """Interpolate ``positional_embedding`` to the tower's grid with open_clip's own ``resize_pos_embed``."""
+    if "positional_embedding" not in state:
+        return state
+    wrapped = {"visual.positional_embedding": state["positional_embedding"]}
+    resize_pos_embed(wrapped, SimpleNamespace(visual=visual))
+    return {**state, "positional_embedding": wrapped["visual.positional_embedding"]}
+
+
+Builder = Callable[["TeacherSpec", int], nn.Module]
+Adapter = Callable[[dict[str, Tensor], nn.Module], dict[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """One teacher: architecture (``builder(spec, image_size)`` → random backbone), weights, input, output.
+
+    ``sources`` are tried in order when no ``--teacher-weights`` is given (``hf-hub:<repo>/<file>`` or a
+    URL); ``layout`` maps the official file onto the backbone; ``normalize`` L2-normalises the output.
+    ``embed_dim`` 0 means "whatever the backbone gives" (dynamic ``timm:`` teachers).
+    """
+
+    name: str
+    description: str
+    embed_dim: int
+    image_size: int
+    mean: Floats3
+    std: Floats3
+    builder: Builder
+    sources: tuple[str, ...] = ()
+    arch: str = ""
+    arch_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    layout: Layout = Layout()
+    adapt: Adapter = adapt_timm
+    normalize: bool = False
+
+
+class TeacherEncoder(Encoder):
+    """A frozen teacher; ``info`` records its weights for the run metadata."""
+
+    def __init__(
+        self, backbone: nn.Module, *, normalize: bool = False, info: dict[str, Any], **kw: Any
+    ) -> None:
+        super().__init__(backbone, **kw)
+        self.normalize = normalize
+        self.info = info
+
+    def forward(self, images: Tensor) -> Tensor:
+        z = self.backbone(images)
+        return F.normalize(z, dim=-1) if self.normalize else z
+
+
+TEACHERS: Registry[TeacherSpec] = Registry("teacher")
+_CLIP_TEXT = ("token_embedding.*", "positional_embedding", "transformer.*", "ln_final.*", "text_projection",
+              "logit_scale", "logit_bias", "text.*", "attn_mask")
+_JIT_META = ("input_resolution", "context_length", "vocab_size")
+CLIP_LAYOUT = Layout("visual.", (("text tower", _CLIP_TEXT), ("TorchScript metadata", _JIT_META)))
+MOCO_V3_LAYOUT = Layout("base_encoder.", (
+    ("projector", ("base_encoder.head.*", "base_encoder.fc.*")),
+    ("momentum encoder", ("momentum_encoder.*",)),
+    ("predictor", ("predictor.*",))))
+MOCO_V2_LAYOUT = Layout("encoder_q.", (
+    ("projector", ("encoder_q.fc.*",)), ("key encoder", ("encoder_k.*",)), ("queue", ("queue", "queue_ptr"))))
+MAE_LAYOUT = Layout("", (("decoder", ("decoder_*", "mask_token")),))
+
+
+def open_clip_spec(
+    arch: str, tag: str = "", *, name: str | None = None, description: str = ""
+) -> TeacherSpec:
+    """Spec of ``open_clip:<arch>:<tag>``; the tag decides QuickGELU (OpenAI weights) and mean/std."""
+    cfg = _open_clip_config(arch)
+    pre = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
+    if tag and not pre:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        raise CompressorError(unknown_name_message(f"open_clip tag for {arch}", tag, tags))
+    hub = pre.get("hf_hub", "")  # "org/repo/" (default file names) or "org/repo/file"
+    repo, file = (hub.rstrip("/"), "") if hub.endswith("/") else hub.rpartition("/")[::2]
+    files = [file] if file else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    sources = tuple(f"{_hub.HF_PREFIX}{repo}/{f}" for f in files if repo)
+    sources += (pre["url"],) if pre.get("url") else ()
+    size = cfg["vision_cfg"].get("image_size", 224)
+    return TeacherSpec(
+        name=name or f"open_clip:{arch}" + (f":{tag}" if tag else ""),
+        description=description or f"open_clip {arch} image tower ({tag or 'no pretrained tag'})",
+        embed_dim=int(cfg["embed_dim"]), image_size=int(size[0] if isinstance(size, (list, tuple)) else size),
+        mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),  # type: ignore[arg-type]
+        builder=build_open_clip, sources=sources, arch=arch,
+        arch_kwargs={"quick_gelu": bool(pre.get("quick_gelu", cfg.get("quick_gelu", False)))},
+        layout=CLIP_LAYOUT, adapt=adapt_open_clip, normalize=True)
+
+
+def timm_spec(model_name: str) -> TeacherSpec:
+    """Spec of ``timm:<name>``: pooled features, input size/mean/std and weights from its pretrained_cfg."""
+    if not timm.is_model(model_name):
+        raise CompressorError(unknown_name_message("timm model", model_name, timm.list_models()))
+    cfg = get_pretrained_cfg(model_name)
+    sources: tuple[str, ...] = ()
+    classifier: tuple[str, ...] = ()
+    if cfg is not None:
+        files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+        sources = tuple(f"{_hub.HF_PREFIX}{cfg.hf_hub_id}/{f}" for f in files if cfg.hf_hub_id)
+        sources += (cfg.url,) if cfg.url else ()
+        classifier = (cfg.classifier,) if isinstance(cfg.classifier, str) else tuple(cfg.classifier or ())
+    return TeacherSpec(
+        name=f"timm:{model_name}", description=f"timm {model_name}, pooled features", embed_dim=0,
+        image_size=int(cfg.input_size[-1]) if cfg else 224,
+        mean=tuple(cfg.mean) if cfg else IMAGENET_MEAN, std=tuple(cfg.std) if cfg else IMAGENET_STD,  # type: ignore
+        builder=build_timm, sources=sources, arch=model_name,
+        layout=Layout("", (("classifier", tuple(f"{c}.*" for c in classifier)),)))
+
+
+for _spec in (
+    open_clip_spec("ViT-B-16", "openai", name="clip-vit-b16",
+                   description="CLIP ViT-B/16 (OpenAI, QuickGELU), normalised image projection"),
+    open_clip_spec("ViT-L-14", "openai", name="clip-vit-l14",
+                   description="CLIP ViT-L/14 (OpenAI, QuickGELU), normalised image projection"),
+    TeacherSpec("mae-vit-b16", "MAE ViT-B/16 encoder, mean of patch tokens", 768, 224, IMAGENET_MEAN,
+                IMAGENET_STD, build_timm,
+                ("hf-hub:timm/vit_base_patch16_224.mae/model.safetensors",
+                 "hf-hub:timm/vit_base_patch16_224.mae/pytorch_model.bin",
+                 "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth"),
+                "vit_base_patch16_224", {"global_pool": "avg", "fc_norm": False}, MAE_LAYOUT),
+    TeacherSpec("moco-v3-vit-b16", "MoCo v3 ViT-B/16 (300 ep) base encoder, CLS token", 768, 224,
+                IMAGENET_MEAN, IMAGENET_STD, build_timm,
+                ("https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar",),
+                "vit_base_patch16_224", {"global_pool": "token"}, MOCO_V3_LAYOUT),
+    TeacherSpec("moco-v2-r50", "MoCo v2 ResNet-50 (800 ep) query encoder, pooled", 2048, 224,
+                IMAGENET_MEAN, IMAGENET_STD, build_timm,
+                ("https://dl.fbaipublicfiles.com/moco/moco_checkpoints/moco_v2_800ep/"
+                 "moco_v2_800ep_pretrain.pth.tar",),
+                "resnet50", {}, MOCO_V2_LAYOUT),
+):
+    TEACHERS.add(_spec.name, _spec)
+
+
+def list_teachers() -> list[TeacherSpec]:
+    """The named teachers (``timm:``, ``open_clip:`` and run directories are resolved on demand)."""
+    return [TEACHERS.get(n) for n in TEACHERS.names()]
+
+
+def resolve_teacher(name: str) -> TeacherSpec | Path:
+    """A registered name, ``timm:<name>``, ``open_clip:<arch>[:<tag>]``, or a run directory path."""
+    if name in TEACHERS:
+        return TEACHERS.get(name)
+    if name.startswith("timm:"):
+        return timm_spec(name[len("timm:"):])
+    if name.startswith("open_clip:"):
+        arch, _, tag = name[len("open_clip:"):].partition(":")
+        return open_clip_spec(arch, tag)
+    path = Path(name).expanduser()
+    if path.is_file():
+        raise CompressorError(f"teacher {name!r} is a file: name the teacher (e.g. moco-v3-vit-b16) and pass "
+                              "the checkpoint as --teacher-weights PATH")
+    if path.is_dir() or "/" in name or "\\" in name:
+        return path
+    raise CompressorError(unknown_name_message("teacher", name, TEACHERS.names())
+                          + "; other forms: timm:<name>, open_clip:<arch>:<tag>, a run directory")
+
+
+def _run_dir_teacher(path: Path, weights: str | None, image_size: int | None) -> Encoder:
+    if weights is not None:
+        raise CompressorError(f"teacher {path} is a run directory and carries its own weights; "
+                              "drop --teacher-weights")
+    enc = load_encoder(path)
+    if image_size is not None and image_size != enc.spec.image_size:
+        raise CompressorError(f"teacher {path} was trained at {enc.spec.image_size} px; drop "
+                              f"--teacher-image-size {image_size} (a run-directory teacher keeps its size)")
+    weights_file = str(path / "student.safetensors")
+    info = {"name": str(path), "weights": weights_file, "random": False, "dropped_keys": []}
+    teacher = TeacherEncoder(enc.backbone, info=info, name=str(path), spec=enc.spec, embed_dim=enc.embed_dim,
+                             arch=enc.arch)
+    return teacher.freeze()
+
+
+def build_teacher(
+    name: str | TeacherSpec,
+    weights: str | None = None,
+    *,
+    image_size: int | None = None,
+    trust_checkpoint: bool = False,
+) -> Encoder:
+    """Build a frozen teacher encoder.
+
+    Args:
+        name: a registered name (:func:`list_teachers`), ``timm:<name>``, ``open_clip:<arch>:<tag>``,
+            a run directory of ours, or a :class:`TeacherSpec` (e.g. a smaller variant of a registered one).
+        weights: ``None`` for the pretrained weights (downloaded or cached), ``"random"``, or a local
+            checkpoint in the official format of that teacher (``--teacher-weights``).
+        image_size: input size override (``--teacher-image-size``); ViT position embeddings are resampled.
+        trust_checkpoint: allow TorchScript archives and pickled classes (``--trust-checkpoint``).
+    """
+    target = name if isinstance(name, TeacherSpec) else resolve_teacher(name)
+    if isinstance(target, Path):
+        return _run_dir_teacher(target, weights, image_size)
+    spec = target
+    state: dict[str, Tensor] | None = None
+    if weights is None:
+        path, source = _hub.fetch(spec.sources, spec.name)
+        state, label = read_state_dict(path, trust=trust_checkpoint), f"pretrained:{source}"
+    elif weights != "random":
+        label = str(Path(weights).expanduser())
+        state = read_state_dict(label, trust=trust_checkpoint)
+    size = image_size or spec.image_size
+    backbone = spec.builder(spec, size)
+    dropped: dict[str, list[str]] = {}
+    if state is None:
+        label = "random"
+        log.warning("teacher %s has RANDOM weights (--teacher-weights random): it teaches nothing; "
+                    "use this only for smoke tests", spec.name)
+    else:
+        state, dropped = remap(state, spec.layout)
+        if dropped:
+            log.info("teacher %s: dropped unused keys of %s: %s", spec.name, label, describe_dropped(dropped))
+        with torch.no_grad():
+            load_strict(backbone, spec.adapt(state, backbone), source=label, what=spec.name)
+    dim = int(getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", 0)
+              or getattr(backbone, "output_dim", 0))
+    if spec.embed_dim and dim != spec.embed_dim:
+        raise RuntimeError(f"teacher {spec.name}: backbone gives {dim} features, spec says {spec.embed_dim}")
+    info = {"name": spec.name, "weights": label, "random": state is None,
+            "dropped_keys": sorted(k for keys in dropped.values() for k in keys)}
+    teacher = TeacherEncoder(backbone, normalize=spec.normalize, info=info, name=spec.name, arch=spec.arch,
+                             spec=InputSpec(size, spec.mean, spec.std), embed_dim=dim)
+    return teacher.freeze()
