@@ -155,10 +155,12 @@ class Trainer:
             while step < self.total_steps and not self._stop_requested:
                 epoch, start = divmod(step, self.steps_per_epoch)
                 loader = epoch_loader(self.data, self.batch_size, epoch, start, cfg.workers, cfg.seed)
+                good_batches = 0
                 for batch in loader:
                     for f in batch.pop("_skipped"):
                         skipped.add(f)
                     if batch:
+                        good_batches += 1
                         logs = self._train_step(step, batch)
                         last_loss = logs["loss"]
                         window_n += batch["index"].shape[0]
@@ -175,6 +177,9 @@ class Trainer:
                         self._save(step)
                     if step >= self.total_steps or self._stop_requested:
                         break
+                if good_batches == 0 and skipped:  # a whole pass with no readable image
+                    raise CompressorError(f"every image failed to load (for example {sorted(skipped)[0]}); "
+                                          "check the files or point --data at another folder")
         return step
 
     def _train_step(self, step: int, batch: dict) -> dict[str, float]:
@@ -190,7 +195,7 @@ class Trainer:
                 out = recipe.step(batch)
             loss = out.loss
             if not torch.isfinite(loss):  # a CPU-GPU sync point, worth it: a NaN run is lost work
-                raise TrainingDiverged(f"the loss became {float(loss)} at step {step + 1}; the last good "
+                raise TrainingDiverged(f"the loss became {float(loss.detach())} at step {step + 1}; the last good "
                                        f"checkpoint in {self.run_dir / 'checkpoints'} is kept. Lower the "
                                        "learning rate (--set lr=...) or use --precision fp32")
             self.scaler.scale(loss).backward()
