@@ -52,6 +52,7 @@ class StepOutput:
 class DataInfo:
     num_classes: int
     batch_size: int
+    num_images: int = 0  # size of the training set (for per-image caches)
 
 
 class Recipe(nn.Module):
@@ -107,7 +108,8 @@ class Recipe(nn.Module):
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The state dict without frozen teachers (they are rebuilt from their weights on resume)."""
-        frozen = [n + "." for n, m in self.named_modules() if getattr(m, "_frozen", False) and n]
+        frozen = [n + "." for n, m in self.named_modules(remove_duplicate=False)
+                  if getattr(m, "_frozen", False) and n]
         return {k: v for k, v in self.state_dict().items() if not any(k.startswith(f) for f in frozen)}
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:

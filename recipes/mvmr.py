@@ -19,6 +19,9 @@ Choices where the paper is unclear (each a config field):
 * ``projector_dims`` defaults to the paper's 8192-8192-8192 (Linear-BN-ReLU, plain last Linear);
   small students on CPU do well with far smaller heads (the demo uses 512-512).
 * Augmentation: jitter 0.8/0.8/0.8/0.2 (p=0.8), grayscale 0.2, blur always on, kernel 10% of the side.
+* ``cache_teacher``: ``T(x_o)`` depends on the image only, so it may be computed once per image and
+  kept in memory (the teacher then runs during the first epoch only). Off by default: a cached
+  embedding was computed inside another batch, which can differ in the last bits from a fresh one.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class MVMRConfig(RecipeConfig):
     w_var: float = 1.0
     w_dcor_views: float = 1.0
     w_dcor_teacher: float = 1.0
+    cache_teacher: bool = False
 
 
 def variance_hinge(v: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -82,6 +86,20 @@ class MVMR(Recipe):
     def __init__(self, cfg: MVMRConfig, student, **kw) -> None:
         super().__init__(cfg, student, **kw)
         self.projector = mlp(student.embed_dim, cfg.projector_dims)
+        n = self.data.num_images if cfg.cache_teacher else 0
+        self.register_buffer("_cache", torch.zeros(n, self.teacher.embed_dim), persistent=False)
+        self.register_buffer("_cached", torch.zeros(n, dtype=torch.bool), persistent=False)
+
+    def teacher_embeddings(self, images: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """``T(x_o)``, from the per-image cache when ``cache_teacher`` is on."""
+        with torch.no_grad():
+            if index is None or self._cache.shape[0] == 0:
+                return self.teacher(images)
+            todo = ~self._cached[index]
+            if todo.any():
+                self._cache[index[todo]] = self.teacher(images[todo]).float()
+                self._cached[index[todo]] = True
+            return self._cache[index]
 
     def views(self) -> Callable:
         s, t = self.student.spec, self.teacher.spec
@@ -90,7 +108,6 @@ class MVMR(Recipe):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         n = batch["x_o"].shape[0]
         z_o, z = self.projector(self.student(torch.cat([batch["x_o"], batch["x_a"]]))).split(n)
-        with torch.no_grad():
-            t = self.teacher(batch["t_o"])
+        t = self.teacher_embeddings(batch["t_o"], batch.get("index"))
         terms = mvmr_loss(z, z_o, t, self.cfg)  # type: ignore[arg-type]
         return StepOutput(terms["loss"], {k: float(v.detach()) for k, v in terms.items() if k != "loss"})

@@ -106,6 +106,6 @@ def build_components(cfg: TrainConfig) -> Components:
     student = build_student(cfg.student, cfg.image_size)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size) if cfg.peer else None
     teachers = build_teachers(cfg)
-    info = DataInfo(num_classes=len(dataset.classes), batch_size=cfg.batch_size)
+    info = DataInfo(num_classes=len(dataset.classes), batch_size=cfg.batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
     return Components(device, autocast_dtype, dataset, recipe)

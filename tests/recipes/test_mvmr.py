@@ -60,3 +60,19 @@ def test_gradients_reach_student_and_projector_not_teacher(teacher) -> None:
     assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     assert not teacher.training
+
+
+def test_teacher_cache_serves_each_image_once(teacher) -> None:
+    student = build_student("resnet10t", 32)
+    cfg = make_config(MVMR, {"projector_dims": [16, 16], "cache_teacher": True})
+    recipe = MVMR(cfg, student, teachers=[teacher], data=DataInfo(0, 4, num_images=10))
+    seen: list[int] = []
+    teacher.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    images = torch.randn(10, 3, 40, 40)
+    first = recipe.teacher_embeddings(images[:4], torch.arange(4))
+    again = recipe.teacher_embeddings(images[[2, 3, 4, 5]], torch.tensor([2, 3, 4, 5]))
+    assert seen == [4, 2]  # images 2 and 3 came from the cache
+    with torch.no_grad():
+        direct = teacher(images[:6])
+    torch.testing.assert_close(first, direct[:4], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(again, direct[2:6], rtol=1e-5, atol=1e-5)
