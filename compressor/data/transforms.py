@@ -34,6 +34,7 @@ class AugmentConfig:
     blur_p: float = 0.5
     blur_kernel_frac: float = 0.1  # kernel ≈ 10% of the side
     flip_p: float = 0.5
+    solarize_p: float = 0.0  # BYOL/DINO's second global crop
 
 
 MOCO_V2_AUG = AugmentConfig()
@@ -52,6 +53,8 @@ def _augment_ops(cfg: AugmentConfig, size: int) -> list:
     ops.append(v2.ToImage())
     if cfg.blur_p > 0:
         ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=cfg.blur_p))
+    if cfg.solarize_p > 0:
+        ops.append(v2.RandomSolarize(128, p=cfg.solarize_p))  # on the uint8 image, as PIL's solarize
     return ops
 
 

@@ -1,0 +1,280 @@
+"""MOKD: Multi-mode Online Knowledge Distillation (Song, Xie, Zhang, Luo; CVPR 2023).
+
+A CNN ``C`` and a ViT ``T`` (``--student`` and ``--peer``, either way round) learn together, each
+as a DINO student with an EMA teacher. Each model has a DINO MLP head and a T-Head
+(``recipes/_mokd_heads.py``). With ``L_D`` the DINO loss (``compressor.losses.dino``: centred,
+sharpened teacher, τ_s = 0.1, τ_t warmed 0.04 → 0.07, one centre per loss instance):
+
+    L_C = L_D(mlp_s^C, mlp_t^C) + L_D(thead_s^C, thead_t^C)                     # self-distillation
+        + λ_C · [ L_D(mlp_s^C, sg(mlp_t^T)) + L_search(thead_s^C(local), sg(search_t^T)) ]   # cross
+    L_T   symmetric with λ_T;       L = L_C + L_T
+
+``search_t^T``: the query is the CNN student's ``x_pool`` on each local crop (detached), prefixed to
+the ViT teacher's patch tokens of global crop 1, run through that teacher's T-Head blocks; the
+query is dropped, the patch tokens mean-pooled, LayerNorm'd and projected to K. ``search_t^C`` is
+the same with the ViT student's CLS token against the CNN teacher's reduced feature-map tokens.
+``L_search`` is the DINO cross-entropy without centring, averaged over the local crops.
+
+Choices (METHODS.md leaves them open, or the engine is simpler than the authors' loop):
+
+* Crops: 2 global (``--image-size``, scale 0.25–1) + ``n_local_crops`` local (scale 0.05–0.25) at
+  ``round(image_size·96/224)`` rounded to the ViT's patch multiple; DINO augmentations (blur 1.0 /
+  0.1 / 0.5, solarise 0.2 on global crop 2). Both models see the same crops at the student's
+  sizes, normalised by the student's mean/std; the peer's inputs are re-normalised to its own.
+  ``n_local_crops = 0`` is allowed and drops ``L_search`` (there is no local crop to search with).
+* ViTs get local crops by switching the timm model to ``dynamic_img_size`` in place (position
+  embeddings resampled per input; weights and saved state dict unchanged).
+* T-Head width D = the ViT's width (384 for ViT-S/16, as in the authors' code), so each search
+  query has the width of the tokens it joins. ``x_pool`` = the spatial mean of the 1×1-conv map.
+* Last layers: weight-normalised with the gain fixed at 1 for all heads (DINO ``norm_last_layer``).
+* Optimisers: CNN SGD (lr ``cnn_lr``×B/256, momentum 0.9, wd 1e-4), ViT AdamW (``vit_lr``×B/256,
+  wd cosine 0.04 → 0.4 set in ``on_step_end``); ``optimizer``/``lr``/``weight_decay`` of the base
+  config are not used. One cosine lr factor for both (the engine has one): warm-up 10% (10 of 100
+  epochs), floor ``min_lr_fraction`` 0.04 (between the CNN's 0.0048/0.1 and the ViT's 1e-5/3e-4).
+  Clipping is the engine's global norm 3 per optimiser (DINO's code clips each parameter).
+* ``freeze_last_layer_steps``: gradients of the last layers are dropped for that many steps;
+  −1 = the first 1% of the run (DINO's one epoch of 100).
+* τ_t warms up linearly over ``teacher_temp_warmup_fraction`` (0.3: DINO's 30 of 100 epochs);
+  the EMA momentum follows ``cosine_schedule(total, 0, 0.996, 1)``. Teachers run in train mode
+  (batch statistics), and only parameters are averaged, as in DINO.
+* Saved models: ``student`` and ``peer`` are the EMA teachers' backbones (what the paper evaluates).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torchvision.transforms import v2
+
+from compressor.data.transforms import AugmentConfig, Views, augment_transform
+from compressor.engine.schedule import cosine_schedule
+from compressor.errors import CompressorError
+from compressor.losses.dino import DINOLoss, search_loss
+from compressor.models.encoder import Encoder, InputSpec
+
+from ._mokd_heads import MOKDNet, NetOut, is_vit
+from .base import Recipe, RecipeConfig, StepOutput, build_optimizer, register_recipe
+
+
+@dataclass
+class MOKDConfig(RecipeConfig):
+    optimizer: str = "sgd"  # unused: see cnn_* / vit_*
+    scale_lr_by_batch: bool = True
+    warmup_fraction: float = 0.1
+    min_lr_fraction: float = 0.04
+    clip_grad: float = 3.0
+    cnn_lr: float = 0.1
+    cnn_weight_decay: float = 1e-4
+    vit_lr: float = 3e-4
+    vit_weight_decay: float = 0.04
+    vit_weight_decay_end: float = 0.4
+    n_local_crops: int = 8
+    global_scale: tuple[float, float] = (0.25, 1.0)
+    local_scale: tuple[float, float] = (0.05, 0.25)
+    out_dim: int = 65536
+    head_hidden_dim: int = 2048
+    head_bottleneck_dim: int = 256
+    thead_depth: int = 3
+    thead_heads: int = 6
+    student_temp: float = 0.1
+    teacher_temp: float = 0.07
+    warmup_teacher_temp: float = 0.04
+    teacher_temp_warmup_fraction: float = 0.3
+    center_momentum: float = 0.9
+    ema_momentum: float = 0.996
+    lambda_cnn: float = 1.0
+    lambda_vit: float = 0.1
+    freeze_last_layer_steps: int = -1
+
+
+def local_crop_size(image_size: int, patch: int) -> int:
+    """``round(image_size·96/224)`` rounded to a multiple of the ViT patch (at least one patch)."""
+    return max(patch, round(round(image_size * 96 / 224) / patch) * patch)
+
+
+def multicrop_views(spec: InputSpec, local_size: int, cfg: MOKDConfig) -> Views:
+    """DINO multi-crop: ``g0``, ``g1`` at ``spec.image_size`` and ``l0..l{n-1}`` at ``local_size``."""
+    base = AugmentConfig(jitter=(0.4, 0.4, 0.2, 0.1), jitter_p=0.8, grayscale_p=0.2)
+
+    def crop(size: int, scale: tuple[float, float], blur_p: float, solarize_p: float = 0.0) -> v2.Compose:
+        aug = dataclasses.replace(base, scale=scale, blur_p=blur_p, solarize_p=solarize_p)
+        return augment_transform(spec, aug, size)
+
+    size, gs, ls = spec.image_size, tuple(cfg.global_scale), tuple(cfg.local_scale)
+    local = crop(local_size, ls, 0.5)  # type: ignore[arg-type]
+    return Views(g0=crop(size, gs, 1.0), g1=crop(size, gs, 0.1, 0.2),  # type: ignore[arg-type]
+                 **{f"l{i}": local for i in range(cfg.n_local_crops)})
+
+
+def teacher_temperature(step: int, total_steps: int, cfg: MOKDConfig) -> float:
+    """τ_t at ``step``: linear from ``warmup_teacher_temp`` to ``teacher_temp``, then constant."""
+    warm = round(cfg.teacher_temp_warmup_fraction * total_steps)
+    if step >= warm:
+        return cfg.teacher_temp
+    return cfg.warmup_teacher_temp + (cfg.teacher_temp - cfg.warmup_teacher_temp) * step / warm
+
+
+def mokd_terms(s_glob: NetOut, s_loc: NetOut | None, t_own: NetOut, t_other: NetOut,
+               searched: torch.Tensor | None, losses: nn.ModuleDict, teacher_temp: torch.Tensor,
+               student_temp: float) -> dict[str, torch.Tensor]:
+    """The four terms of one model's loss (crops in the order g0, g1, l0, ...; teacher on g0, g1)."""
+    n_loc = 0 if s_loc is None else s_loc.mlp.shape[0] // (s_glob.mlp.shape[0] // 2)
+
+    def crops(glob: torch.Tensor, loc: torch.Tensor | None) -> list[torch.Tensor]:
+        return [*glob.chunk(2), *(loc.chunk(n_loc) if loc is not None and n_loc else [])]
+
+    s_mlp = crops(s_glob.mlp, s_loc.mlp if s_loc else None)
+    s_th = crops(s_glob.thead, s_loc.thead if s_loc else None)
+    terms = {
+        "mlp": losses["mlp"](s_mlp, t_own.mlp.chunk(2), teacher_temp),
+        "thead": losses["thead"](s_th, t_own.thead.chunk(2), teacher_temp),
+        "cross": losses["cross"](s_mlp, t_other.mlp.chunk(2), teacher_temp),
+    }
+    terms["search"] = (search_loss(s_loc.thead, searched, teacher_temp, student_temp)
+                       if s_loc is not None and searched is not None else terms["mlp"].new_zeros(()))
+    return terms
+
+
+@register_recipe
+class MOKD(Recipe):
+    name = "mokd"
+    kind = "peer"
+    description = "MOKD: a CNN and a ViT, each a DINO student with an EMA teacher, distil into each other"
+    Config = MOKDConfig
+    needs_peer = True
+    test_overrides: ClassVar[dict] = {"out_dim": 64, "head_hidden_dim": 64, "head_bottleneck_dim": 32,
+                                      "n_local_crops": 2}
+
+    def __init__(self, cfg: MOKDConfig, student: Encoder, **kw) -> None:
+        super().__init__(cfg, student, **kw)
+        assert self.peer is not None
+        if is_vit(student) == is_vit(self.peer):
+            raise CompressorError("mokd pairs a CNN with a ViT (a timm VisionTransformer, e.g. "
+                                  f"vit_small_patch16_224); got {student.name} and {self.peer.name}")
+        self.vit_key = "student" if is_vit(student) else "peer"
+        self.cnn_key = "peer" if self.vit_key == "student" else "student"
+        vit = student if self.vit_key == "student" else self.peer
+        dims = dict(dim=vit.embed_dim, out_dim=cfg.out_dim, hidden_dim=cfg.head_hidden_dim,
+                    bottleneck_dim=cfg.head_bottleneck_dim, depth=cfg.thead_depth, heads=cfg.thead_heads)
+        self.nets = nn.ModuleDict({"student": MOKDNet(student, **dims), "peer": MOKDNet(self.peer, **dims)})
+        # EMA teachers: trainable=False but not `_frozen`, so they stay in checkpoints and in train mode.
+        self.ema = copy.deepcopy(self.nets).requires_grad_(False)
+        # One DINO loss (one centre) per term and model: its own, its T-Head's, and the cross term's.
+        self.losses = nn.ModuleDict({k: nn.ModuleDict({
+            t: DINOLoss(cfg.out_dim, student_temp=cfg.student_temp, center_momentum=cfg.center_momentum)
+            for t in ("mlp", "thead", "cross")}) for k in ("student", "peer")})
+        self.register_buffer("teacher_temp", torch.tensor(cfg.warmup_teacher_temp))
+        # The crops are normalised for the student; x·scale + shift re-normalises them for the peer.
+        s, p = student.spec, self.peer.spec
+        scale = torch.tensor(s.std) / torch.tensor(p.std)
+        shift = (torch.tensor(s.mean) - torch.tensor(p.mean)) / torch.tensor(p.std)
+        self.register_buffer("peer_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("peer_shift", shift.view(1, 3, 1, 1), persistent=False)
+        self._vit_decay_groups: list[dict] = []
+        self._schedules: dict[tuple, list[float]] = {}
+
+    # -- data ---------------------------------------------------------------------------------
+    @property
+    def local_size(self) -> int:
+        vit = self.nets[self.vit_key].encoder.backbone
+        return local_crop_size(self.student.spec.image_size, int(vit.patch_embed.patch_size[0]))
+
+    def views(self) -> Callable:
+        return multicrop_views(self.student.spec, self.local_size, self.cfg)  # type: ignore[arg-type]
+
+    # -- the loss -----------------------------------------------------------------------------
+    def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
+        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        glob = torch.cat([batch["g0"], batch["g1"]])
+        loc = torch.cat([batch[f"l{i}"] for i in range(cfg.n_local_crops)]) if cfg.n_local_crops else None
+        b = batch["g0"].shape[0]
+        s: dict[str, tuple[NetOut, NetOut | None]] = {}
+        t: dict[str, NetOut] = {}
+        for key in ("student", "peer"):
+            def fit(x: torch.Tensor, key: str = key) -> torch.Tensor:
+                return x if key == "student" else x * self.peer_scale + self.peer_shift
+
+            s[key] = (self.nets[key](fit(glob)), self.nets[key](fit(loc)) if loc is not None else None)
+            with torch.no_grad():
+                t[key] = self.ema[key](fit(glob))
+        other = {"student": "peer", "peer": "student"}
+        total, logs = glob.new_zeros((), dtype=torch.float32), {}
+        for key in ("student", "peer"):
+            s_loc = s[key][1]
+            # This model's student feature on each local crop (detached) is the query with which the
+            # OTHER model's teacher searches its tokens of global crop 1; the result is this model's target.
+            searched = None if s_loc is None else \
+                self.ema[other[key]].search(t[other[key]].tokens[:b], s_loc.query.detach())
+            terms = mokd_terms(s[key][0], s_loc, t[key], t[other[key]], searched, self.losses[key],
+                               self.teacher_temp, cfg.student_temp)
+            lam = cfg.lambda_vit if key == self.vit_key else cfg.lambda_cnn
+            model_loss = terms["mlp"] + terms["thead"] + lam * (terms["cross"] + terms["search"])
+            total = total + model_loss
+            name = "vit" if key == self.vit_key else "cnn"
+            logs.update({f"{name}_{k}": float(v.detach()) for k, v in terms.items()})
+            logs[f"loss_{name}"] = float(model_loss.detach())
+        return StepOutput(total, logs)
+
+    # -- optimisation -------------------------------------------------------------------------
+    def param_groups(self) -> list[list[nn.Parameter]]:
+        return [[p for p in self.nets[k].parameters() if p.requires_grad] for k in ("student", "peer")]
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        opts = []
+        for key, params in zip(("student", "peer"), self.param_groups(), strict=True):
+            vit = key == self.vit_key
+            c = dataclasses.replace(cfg, optimizer="adamw" if vit else "sgd",
+                                    lr=cfg.vit_lr if vit else cfg.cnn_lr,
+                                    weight_decay=cfg.vit_weight_decay if vit else cfg.cnn_weight_decay)
+            opts.append(build_optimizer(c, params, self.data.batch_size))
+            if vit:
+                self._vit_decay_groups = [g for g in opts[-1].param_groups if g["weight_decay"] > 0]
+        return opts
+
+    def freeze_last_layer_steps(self, total_steps: int) -> int:
+        n = self.cfg.freeze_last_layer_steps  # type: ignore[attr-defined]
+        return round(0.01 * total_steps) if n < 0 else n
+
+    def on_after_backward(self, step: int, total_steps: int) -> None:
+        if step < self.freeze_last_layer_steps(total_steps):
+            for key in ("student", "peer"):
+                for p in self.nets[key].last_layers():
+                    p.grad = None  # the optimiser skips it: no update, no momentum, no decay
+
+    def _schedule(self, name: str, total_steps: int, start: float, end: float) -> list[float]:
+        """``cosine_schedule(total, 0, start, end)``, computed once per run length."""
+        key = (name, total_steps, start, end)
+        if key not in self._schedules:
+            self._schedules[key] = cosine_schedule(total_steps, 0, start, end)
+        return self._schedules[key]
+
+    def momentum(self, step: int, total_steps: int) -> float:
+        """The EMA momentum at ``step``: ``cosine_schedule(total, 0, ema_momentum, 1)[step]``."""
+        sched = self._schedule("ema", total_steps, self.cfg.ema_momentum, 1.0)  # type: ignore[attr-defined]
+        return sched[min(step, total_steps - 1)]
+
+    @torch.no_grad()
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        m = self.momentum(step, total_steps)
+        for key in ("student", "peer"):  # θ_t ← m·θ_t + (1 − m)·θ_s, one fused call per model (as dinov2)
+            teacher, student = list(self.ema[key].parameters()), list(self.nets[key].parameters())
+            torch._foreach_mul_(teacher, m)
+            torch._foreach_add_(teacher, [p.detach() for p in student], alpha=1 - m)
+        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        nxt = step + 1
+        self.teacher_temp.fill_(teacher_temperature(nxt, total_steps, cfg))
+        if nxt < total_steps:
+            wd = self._schedule("wd", total_steps, cfg.vit_weight_decay, cfg.vit_weight_decay_end)[nxt]
+            for g in self._vit_decay_groups:
+                g["weight_decay"] = wd
+
+    def saved_models(self) -> dict[str, Encoder]:
+        """The EMA teachers' backbones: what the paper evaluates."""
+        return {"student": self.ema["student"].encoder, "peer": self.ema["peer"].encoder}

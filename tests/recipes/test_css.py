@@ -1,0 +1,116 @@
+"""CSS: joint labels, corner masks, inference averaging and the loss against a float64 recomputation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from compressor.errors import CompressorError
+from compressor.models.students import build_student
+from compressor.recipes.base import DataInfo, make_config
+from compressor.recipes.css import CSS, corner_mask, css_loss, ensemble_logits, joint_labels
+
+
+def test_joint_labels() -> None:
+    y = torch.tensor([0, 3, 9])
+    assert [t.tolist() for t in joint_labels(y, 3)] == [[0, 9, 27], [1, 10, 28], [2, 11, 29]]
+
+
+def test_corner_masks_are_exact() -> None:
+    expected_zero = {0: (slice(0, 2), slice(0, 3)), 1: (slice(6, 8), slice(9, 12)),
+                     2: (slice(6, 8), slice(0, 3)), 3: (slice(0, 2), slice(9, 12))}
+    for i, (rows, cols) in expected_zero.items():
+        ref = np.ones((8, 12))
+        ref[rows, cols] = 0
+        m = corner_mask(8, 12, i)
+        assert m.shape == (1, 1, 8, 12)
+        np.testing.assert_array_equal(m[0, 0].numpy(), ref)
+    assert corner_mask(3, 3, 0).all()  # below 4 px the corner has no pixels
+
+
+def test_inference_averages_logit_c_times_n_plus_i() -> None:
+    n, c, b = 3, 4, 2
+    # z^i[:, j] = 100·i + j + 1000·batch_row: the picked index and branch are readable off the value
+    branch = [torch.arange(c * n, dtype=torch.float64).expand(b, -1) + 100 * i + 1000 * torch.arange(b)[:, None]
+              for i in range(n)]
+    out = ensemble_logits(branch)
+    expected = [[np.mean([100 * i + cls * n + i + 1000 * r for i in range(n)]) for cls in range(c)] for r in range(b)]
+    np.testing.assert_allclose(out.numpy(), expected)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(1, keepdims=True)
+    return x - np.log(np.exp(x).sum(1, keepdims=True))
+
+
+def _css_np(za: list, zb: list, y: np.ndarray, t: float) -> dict[str, float]:
+    """METHODS.md, written out: CE on joint labels, KL(p_b^i ‖ p_a^i) on the branch's own class logits."""
+    n, rows = len(za), np.arange(len(y))
+    ce = {k: np.mean([-_log_softmax(z)[rows, y * n + i] for i, z in enumerate(zs)], axis=1).mean()
+          for k, zs in (("a", za), ("b", zb))}
+
+    def kl(zs: list, zt: list) -> float:
+        out = []
+        for i, (s, q) in enumerate(zip(zs, zt, strict=True)):
+            ls, lq = _log_softmax(s[:, i::n] / t), _log_softmax(q[:, i::n] / t)
+            out.append((np.exp(lq) * (lq - ls)).sum(1).mean())
+        return float(np.mean(out))
+
+    la = ce["a"] + ce["a"] / ce["b"] * t * t * kl(za, zb)
+    lb = ce["b"] + ce["b"] / ce["a"] * t * t * kl(zb, za)
+    return {"ce_a": ce["a"], "ce_b": ce["b"], "loss_a": la, "loss_b": lb, "loss": la + lb}
+
+
+@pytest.mark.parametrize(("n", "classes", "b"), [(3, 5, 6), (2, 10, 4)])
+def test_loss_matches_float64_recomputation(n: int, classes: int, b: int) -> None:
+    rng = np.random.default_rng(n * classes)
+    za = [rng.normal(size=(b, classes * n)) * 2 for _ in range(n)]
+    zb = [rng.normal(size=(b, classes * n)) * 2 for _ in range(n)]
+    y = rng.integers(0, classes, size=b)
+    ours = css_loss([torch.from_numpy(z) for z in za], [torch.from_numpy(z) for z in zb], torch.from_numpy(y), 3.0)
+    ref = _css_np(za, zb, y, 3.0)
+    for k, v in ref.items():
+        assert ours[k].item() == pytest.approx(v, rel=1e-10), k
+
+
+def test_ratios_and_targets_carry_no_gradient() -> None:
+    za = [torch.randn(4, 6, requires_grad=True) for _ in range(2)]
+    zb = [torch.randn(4, 6, requires_grad=True) for _ in range(2)]
+    out = css_loss(za, zb, torch.tensor([0, 1, 2, 0]), 3.0)
+    assert not out["alpha_1"].requires_grad
+    out["loss_a"].backward()
+    assert all(z.grad is None for z in zb)  # L_a moves network a only
+
+
+def _recipe(**over) -> CSS:
+    torch.manual_seed(0)
+    cfg = make_config(CSS, over)
+    return CSS(cfg, build_student("resnet10t", 32), peer=build_student("resnet10t", 32), data=DataInfo(4, 4))
+
+
+def test_step_and_saved_student_is_trunk_plus_first_branch() -> None:
+    recipe = _recipe()
+    recipe.train()
+    batch = {"x": torch.randn(4, 3, 32, 32), "p": torch.randn(4, 3, 32, 32), "label": torch.tensor([0, 1, 2, 3])}
+    out = recipe.step(batch)
+    assert torch.isfinite(out.loss) and {"train_acc_a", "alpha_1"} <= set(out.logs)
+    logits = recipe.net_a(batch["x"])
+    assert len(logits) == 3 and logits[0].shape == (4, 4 * 3)
+    assert len(recipe.param_groups()) == 2
+    # Branch 0 is the encoder's own last stages: the saved embedding is that branch without a mask.
+    recipe.eval()
+    net, x = recipe.net_a, batch["x"]
+    with torch.no_grad():
+        feats = x
+        for k in net.trunk_names:
+            feats = getattr(net.encoder.backbone, k)(feats)
+        torch.testing.assert_close(net._branch(0, feats), recipe.saved_models()["student"](x))
+    assert recipe.saved_models()["student"] is recipe.student
+
+
+def test_non_resnet_models_fail_clearly() -> None:
+    cfg = make_config(CSS)
+    with pytest.raises(CompressorError, match="timm ResNets"):
+        CSS(cfg, build_student("vit_tiny_patch16_224", 32), peer=build_student("resnet10t", 32),
+            data=DataInfo(4, 4))
