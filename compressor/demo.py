@@ -66,7 +66,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, float]:
     """Train the three models and return the kNN top-1 of each (and of raw pixels)."""
     teacher = _run(cfg, "teacher", student=cfg.teacher_arch, recipe="supervised", max_steps=cfg.teacher_steps)
     kd = _run(cfg, "student-mvmr", student=cfg.student_arch, recipe="mvmr", teacher=str(teacher),
-              max_steps=cfg.student_steps, recipe_config={"projector_dims": [1024, 1024], "lr": 1e-3, "cache_teacher": True})
+              max_steps=cfg.student_steps,
+              recipe_config={"projector_dims": [1024, 1024], "lr": 1e-3, "cache_teacher": True})
     alone = _run(cfg, "student-simclr", student=cfg.student_arch, recipe="simclr", max_steps=cfg.student_steps)
     bank = build_dataset(cfg.data, "train", cfg.data_root)
     queries = build_dataset(cfg.data, "val", cfg.data_root)

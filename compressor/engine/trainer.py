@@ -187,7 +187,7 @@ class Trainer:
         for opt in self.optimizers:
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * self.lr_factor[step]
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch = {k: self._to_device(v) for k, v in batch.items()}
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype \
             else contextlib.nullcontext()
         try:
@@ -213,6 +213,11 @@ class Trainer:
         self.scaler.update()
         recipe.on_step_end(step, self.total_steps)
         return {"loss": float(loss.detach()), **out.logs}
+
+    def _to_device(self, v: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and v.ndim == 4:  # images: channels_last like the models
+            return v.to(self.device, non_blocking=True, memory_format=torch.channels_last)
+        return v.to(self.device, non_blocking=True)
 
     def _request_stop(self, signum, frame) -> None:  # noqa: ARG002
         if self._stop_requested:

@@ -1,0 +1,62 @@
+"""``compress bench``: latency, throughput and fidelity of a run's student and exports, or of one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from compressor.cli.main import app
+
+
+@app.command("bench")
+def bench_cmd(
+    target: Annotated[Path, typer.Argument(
+        help="A run directory (the PyTorch student and every file in RUN/export) or one exported file.")],
+    backend: Annotated[str, typer.Option(
+        help="Comma-separated backends: torch, ort-cpu, ort-cuda, trt (unavailable ones are skipped).",
+    )] = "torch,ort-cpu,ort-cuda,trt",
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads for torch and ORT (default: all cores).")] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 5,
+    iters: Annotated[int | None, typer.Option(help="Timed calls per measurement (at most).")] = 50,
+    seconds: Annotated[float | None, typer.Option(
+        help="Time budget per measurement (at least 5 calls).")] = 10.0,
+    compile: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile the PyTorch student.")] = False,
+    torch_device: Annotated[str, typer.Option(help="Device of the torch backend: cpu or cuda.")] = "cpu",
+    data: Annotated[str | None, typer.Option(help="Data SPEC for the inputs (default: the run's).")] = None,
+    data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write {env, results} as JSON here.")] = None,
+    md: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table here.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write a PNG of p50 latency vs batch per backend (needs matplotlib).")] = None,
+    cv_warn: Annotated[float, typer.Option(help="Warn when std/mean of a measurement exceeds this.")] = 0.10,
+) -> None:
+    """Per backend, format, batch: p50/p90/p99, mean±std, img/s, size, params, GFLOPs, cosine vs PyTorch."""
+    from rich.console import Console
+
+    from compressor.cli.export import parse_ints
+    from compressor.cli.util import setup_logging
+    from compressor.export.bench import BenchOptions, bench
+
+    setup_logging()
+    opts = BenchOptions(backends=tuple(b.strip() for b in backend.split(",") if b.strip()),
+                        batches=parse_ints(batch, "--batch"), threads=threads, warmup=warmup, iters=iters,
+                        seconds=seconds, compile=compile, torch_device=torch_device, data=data,
+                        data_root=data_root, cv_warn=cv_warn, progress=True)
+    report = bench(target, opts)
+    console = Console()
+    # 14 columns: when the output is not a terminal (a log, a pipe), do not squeeze them into 80 characters
+    (console if console.is_terminal else Console(width=160)).print(report.table())
+    for note in report.notes:
+        console.print(note, style="yellow" if note.startswith("unstable") else None, markup=False)
+    if json_out:
+        report.to_json(json_out)
+    if md:
+        md.write_text(report.to_markdown())
+    if plot:
+        report.plot(plot)
