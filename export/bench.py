@@ -1,0 +1,253 @@
+"""``bench``: latency, throughput and fidelity of a run's student and its exports, per backend and batch.
+
+On a run directory it benches the PyTorch student and every ``.onnx``/``.engine`` in ``RUN/export/``;
+on a file, that file (with the student of its run, when it lives in ``RUN/export/``, as the reference).
+Inputs are real images from the run's data when it can be read (random pixels otherwise, noted), and
+every row's ``cosine_vs_torch`` compares its embeddings with the PyTorch fp32 student's on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compressor.errors import CompressorError
+from compressor.export import images as img
+from compressor.export.env import environment, usable_cores
+from compressor.export.report import BenchReport, BenchRow
+from compressor.export.runners import BACKENDS, backend_unavailable
+from compressor.registry import unknown_name_message
+
+log = logging.getLogger("compressor")
+
+MODEL_SUFFIXES = {".onnx": ("ort-cpu", "ort-cuda"), ".engine": ("trt",), ".plan": ("trt",)}
+
+
+@dataclass
+class BenchOptions:
+    """Everything ``compress bench`` takes; the defaults are the CLI's."""
+
+    backends: tuple[str, ...] = BACKENDS
+    batches: tuple[int, ...] = (1, 8, 32)
+    threads: int | None = None  # default: every usable core
+    warmup: int = 5
+    iters: int | None = 50
+    seconds: float | None = 10.0
+    compile: bool = False
+    torch_device: str = "cpu"
+    data: str | None = None  # default: the run's data
+    data_root: str | None = None
+    cv_warn: float = 0.10
+    progress: bool = False
+
+
+@dataclass
+class _Target:
+    run_dir: Path | None
+    files: list[Path] = field(default_factory=list)
+    torch: bool = False
+
+
+def _resolve(target: Path) -> _Target:
+    if not target.exists():
+        raise CompressorError(f"{target} does not exist; pass a run directory or an exported "
+                              ".onnx/.engine file")
+    if target.is_dir():
+        if not (target / "student.json").is_file():
+            raise CompressorError(f"{target} is not a run directory (no student.json); pass the --out of a "
+                                  "finished `compress distill` or an exported file")
+        export_dir = target / "export"
+        # model.onnx before model.fp16.onnx and model.int8.onnx: fp32 first, as tables usually read
+        files = sorted((p for p in export_dir.glob("*") if p.suffix in MODEL_SUFFIXES and p.is_file()),
+                       key=lambda p: (p.name.count("."), p.name))
+        return _Target(target, files, torch=True)
+    if target.suffix not in MODEL_SUFFIXES:
+        raise CompressorError(f"cannot bench {target.name}: expected a run directory, a .onnx or an "
+                              ".engine file")
+    run = target.parent.parent
+    in_run = target.parent.name == "export" and (run / "student.json").is_file()
+    return _Target(run if in_run else None, [target])
+
+
+def bench(target: str | Path, options: BenchOptions | None = None) -> BenchReport:
+    """Benchmark ``target`` (a run directory or an exported file); see :class:`BenchOptions`."""
+    import torch
+
+    opts = options or BenchOptions()
+    for b in opts.backends:
+        if b not in BACKENDS:
+            raise CompressorError(unknown_name_message("backend", b, list(BACKENDS)))
+    if not opts.batches or min(opts.batches) < 1:
+        raise CompressorError("--batch takes positive batch sizes, e.g. --batch 1,8,32")
+    tgt = _resolve(Path(target))
+    threads = opts.threads or usable_cores()
+    report = BenchReport(env=environment(threads))
+    skipped = {b: r for b in opts.backends if (r := backend_unavailable(b, torch_device=opts.torch_device))}
+    for b, reason in skipped.items():
+        report.notes.append(f"{b}: skipped: {reason}")
+
+    encoder = None
+    if tgt.run_dir is not None:
+        from compressor.models.saved import load_encoder
+
+        encoder = load_encoder(tgt.run_dir)
+    spec = encoder.spec if encoder is not None else _spec_from_file(tgt.files[0])
+    inputs = _inputs(tgt.run_dir, spec, max(opts.batches), opts, report.notes)
+    reference = None
+    if encoder is not None:
+        from compressor.export.parity import torch_embeddings
+
+        reference = torch_embeddings(encoder, inputs)
+    model_facts = _model_facts(encoder)
+
+    jobs: list[tuple[str, Path | None]] = []
+    if tgt.torch and "torch" in opts.backends and "torch" not in skipped:
+        jobs.append(("torch", None))
+    for f in tgt.files:
+        jobs += [(b, f) for b in MODEL_SUFFIXES[f.suffix] if b in opts.backends and b not in skipped]
+    if not jobs:
+        raise CompressorError(f"nothing to bench in {target} with backends {','.join(opts.backends)} "
+                              "(export a model first: `compress export RUN --format onnx`)")
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _run_jobs(jobs, tgt, encoder, inputs, reference, model_facts, threads, opts, report)
+    finally:
+        torch.set_num_threads(old_threads)
+    for row in report.results:
+        if row.cv > opts.cv_warn:
+            report.notes.append(f"unstable: {row.backend} {row.format} batch {row.batch} has CV {row.cv:.2f} "
+                                f"(> {opts.cv_warn}); the machine was busy: re-run or raise --iters")
+    return report
+
+
+def _run_jobs(jobs, tgt: _Target, encoder, inputs, reference, model_facts, threads, opts, report) -> None:
+    from compressor.export.timing import measure
+    from compressor.utils.progress import make_progress
+
+    total = len(jobs) * len(opts.batches)
+    with make_progress("what") as progress:
+        task = progress.add_task("bench", total=total, what="", visible=opts.progress)
+        for backend, path in jobs:
+            runner, fmt, precision, size_mb, params, baked = _runner(backend, path, tgt, encoder, threads,
+                                                                     opts)
+            for b in opts.batches:
+                progress.update(task, what=f"{backend} {fmt} batch {b}")
+                x = img.to_uint8_nhwc(inputs[:b], _spec(encoder, path)) if baked else inputs[:b]
+                step = runner.prepare(x)
+                t = measure(step, warmup=opts.warmup, iters=opts.iters, seconds=opts.seconds)
+                cos = None
+                if reference is not None:
+                    from compressor.export.parity import cosine_rows
+                    from compressor.export.runners import as_numpy
+
+                    cos = float(cosine_rows(reference[:b], as_numpy(step())).mean())
+                report.results.append(BenchRow(
+                    backend=backend, format=fmt, precision=precision, batch=b, p50_ms=t.p50, p90_ms=t.p90,
+                    p99_ms=t.p99, mean_ms=t.mean, std_ms=t.std, throughput_ips=b * 1e3 / t.mean,
+                    size_mb=size_mb, params_m=params, gflops=model_facts.get("gflops"), cosine_vs_torch=cos,
+                    cv=t.cv, iters=t.iters, file=str(path) if path else None))
+                progress.advance(task)
+
+
+def _spec(encoder, path: Path | None):
+    return encoder.spec if encoder is not None else _spec_from_file(path)  # type: ignore[arg-type]
+
+
+def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int, opts: BenchOptions):
+    """(runner, format, precision, size MB, params in millions, baked-preprocess input) of one job."""
+    from compressor.export.manifest import manifest_entry
+
+    if backend == "torch":
+        from compressor.export.runners import TorchRunner
+
+        weights = tgt.run_dir / "student.safetensors"  # type: ignore[operator]
+        params = sum(p.numel() for p in encoder.parameters()) / 1e6
+        runner = TorchRunner(encoder, device=opts.torch_device, compile=opts.compile)
+        return runner, runner.format, "fp32", weights.stat().st_size / 1e6, params, False
+    entry = manifest_entry(path) or {}  # type: ignore[arg-type]
+    baked = bool(entry.get("input", {}).get("preprocess_baked", False))
+    size_mb = path.stat().st_size / 1e6  # type: ignore[union-attr]
+    params = (sum(p.numel() for p in encoder.parameters()) / 1e6) if encoder is not None else None
+    if backend == "trt":
+        from compressor.export import tensorrt as trt
+
+        rebuild = None
+        if tgt.run_dir is not None and entry:
+            from compressor.export.exporter import ExportOptions, export_run
+
+            def rebuild() -> dict:
+                opts = ExportOptions(format=entry["format"], bake_preprocess=baked)
+                return export_run(tgt.run_dir, opts).entry  # type: ignore[arg-type]
+
+        runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))  # type: ignore[arg-type]
+        return runner, entry.get("format", "trt"), entry.get("precision", "fp16"), size_mb, params, baked
+    from compressor.export.onnx import graph_input, onnx_params, onnx_precision
+    from compressor.export.runners import OrtRunner
+
+    if not entry:
+        baked = graph_input(path)[1] == "uint8"  # type: ignore[arg-type]
+    if params is None:
+        params = onnx_params(path) / 1e6  # type: ignore[arg-type]
+    precision = entry.get("precision") or onnx_precision(path)  # type: ignore[arg-type]
+    fmt = entry.get("format") or {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}[precision]
+    return OrtRunner(path, backend=backend, threads=threads), fmt, precision, size_mb, params, baked  # type: ignore[arg-type]
+
+
+def _spec_from_file(path: Path):
+    """The input spec of a file without its run: from the manifest beside it, else from the graph's shape."""
+    from compressor.export.manifest import manifest_entry
+    from compressor.models.encoder import InputSpec
+
+    entry = manifest_entry(path) or {}
+    if "input" in entry:
+        shape, inp = entry["input"]["shape"], entry["input"]
+        size = shape[1] if inp["layout"] == "NHWC" else shape[2]
+        return InputSpec(int(size), tuple(inp["mean"]), tuple(inp["std"]))
+    if path.suffix != ".onnx":
+        raise CompressorError(f"{path} has no manifest entry beside it; bench it from its run directory")
+    from compressor.export.onnx import graph_input
+
+    _, dtype, shape = graph_input(path)
+    size = shape[1] if dtype == "uint8" else shape[2]
+    if not isinstance(size, int) or size <= 0:
+        raise CompressorError(f"{path} has a dynamic image size; export it with a fixed size")
+    return InputSpec(size)
+
+
+def _inputs(run_dir: Path | None, spec, n: int, opts: BenchOptions, notes: list[str]) -> np.ndarray:
+    """``n`` normalised images from the run's data (repeated when it has fewer), else random pixels."""
+    data, root = opts.data, opts.data_root
+    if data is None and run_dir is not None:
+        data, run_root = img.run_data(run_dir)
+        root = root or run_root
+    batch = None
+    if data is not None:
+        try:
+            batch = img.load_images(data, spec, n, split="val", root=root)
+        except CompressorError as err:
+            notes.append(f"inputs: random pixels ({err})")
+    else:
+        notes.append("inputs: random pixels (no run data to read; pass --data SPEC for real images)")
+    if batch is None:
+        batch = img.random_images(spec, n)
+    reps = -(-n // len(batch))
+    return np.ascontiguousarray(np.concatenate([batch.images] * reps)[:n])
+
+
+def _model_facts(encoder) -> dict:
+    """GFLOPs per image (multiply-add = 2 FLOPs), counted by PyTorch's FLOP counter at batch 1."""
+    if encoder is None:
+        return {}
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, encoder.spec.image_size, encoder.spec.image_size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        encoder(x)
+    return {"gflops": counter.get_total_flops() / 1e9}

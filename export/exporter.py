@@ -1,0 +1,222 @@
+"""``export_run``: a run's student → one deployable file in ``RUN/export/``, checked, with its manifest entry.
+
+Every format is checked against the PyTorch fp32 student on real images from the run's data before
+it is kept; a file that fails its threshold is deleted and the error carries the figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compressor.errors import CompressorError
+from compressor.export import images as img
+from compressor.export.env import tool_versions
+from compressor.export.manifest import record_export
+from compressor.export.onnx import DEFAULT_OPSET
+from compressor.export.quantize import CALIB_METHODS
+from compressor.models.encoder import Encoder
+from compressor.registry import unknown_name_message
+
+log = logging.getLogger("compressor")
+
+# format -> (file stem, precision, default minimum mean cosine vs the PyTorch fp32 student)
+FORMATS: dict[str, tuple[str, str, float]] = {
+    "onnx": ("model", "fp32", 0.9999),
+    "onnx-fp16": ("model.fp16", "fp16", 0.999),
+    "onnx-int8": ("model.int8", "int8", 0.98),
+    "trt-fp16": ("model.fp16", "fp16", 0.999),
+    "trt-int8": ("model.int8", "int8", 0.98),
+}
+
+
+@dataclass
+class ExportOptions:
+    """Everything ``compress export`` takes; the defaults are the CLI's."""
+
+    format: str = "onnx"
+    out_dir: Path | None = None  # default RUN/export
+    opset: int = DEFAULT_OPSET
+    bake_preprocess: bool = False
+    calib_data: str | None = None  # default: the run's training data
+    calib_size: int = 512
+    calib_method: str = "minmax"
+    min_cosine: float | None = None  # default: the format's threshold in FORMATS
+    check_size: int = 128  # held-out images for the parity check (and kNN queries)
+    knn: bool = True
+    int8_exclude: tuple[str, ...] = ()
+    trt_batch: tuple[int, int, int] = (1, 8, 32)
+    data: str | None = None  # default: the run's data (from config.yaml)
+    data_root: str | None = None
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    entry: dict
+    manifest: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def file_name(fmt: str, *, baked: bool) -> str:
+    stem = FORMATS[fmt][0] + (".rgb8" if baked else "")
+    return stem + (".engine" if fmt.startswith("trt") else ".onnx")
+
+
+def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
+    """Export the student of ``run_dir`` as ``options.format``; see :class:`ExportOptions`."""
+    from compressor.models.saved import load_encoder, read_encoder_meta
+
+    opts = options or ExportOptions()
+    if opts.format not in FORMATS:
+        raise CompressorError(unknown_name_message("export format", opts.format, list(FORMATS)))
+    if opts.calib_method not in CALIB_METHODS:
+        raise CompressorError(unknown_name_message("calibration method", opts.calib_method, list(CALIB_METHODS)))
+    if opts.format.startswith("trt"):
+        from compressor.export.tensorrt import import_tensorrt
+
+        import_tensorrt()  # fail at once, not after the ONNX and INT8 steps, when TensorRT is missing
+    run_dir = Path(run_dir)
+    encoder = load_encoder(run_dir)
+    out_dir = Path(opts.out_dir) if opts.out_dir else run_dir / "export"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    threshold = opts.min_cosine if opts.min_cosine is not None else FORMATS[opts.format][2]
+    data, root = opts.data, opts.data_root
+    if data is None:
+        data, run_root = img.run_data(run_dir)
+        root = root or run_root
+    if data is None:
+        raise CompressorError(f"{run_dir} has no config.yaml naming its data; pass --data SPEC for the "
+                              "parity check")
+    check = img.load_images(data, encoder.spec, opts.check_size, split="val", root=root)
+    name = file_name(opts.format, baked=opts.bake_preprocess)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
+        work = Path(tmp)
+        if opts.format.startswith("trt"):
+            entry = _export_trt(encoder, work, name, opts, check, threshold, data, root)
+        else:
+            entry = _export_onnx_family(encoder, work, name, opts, check, threshold, data, root)
+        # Only a file that passed its check reaches out_dir; the rename is atomic on one filesystem.
+        (work / name).replace(out_dir / name)
+        if (work / "timing.cache").is_file():
+            shutil.copyfile(work / "timing.cache", out_dir / "timing.cache")
+    size = (out_dir / name).stat().st_size
+    entry = {"file": name, "format": opts.format, "precision": FORMATS[opts.format][1],
+             "size_bytes": size, "size_mb": round(size / 1e6, 3), **entry,
+             "export_seconds": round(time.time() - started, 1),
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tools": tool_versions()}
+    manifest = record_export(out_dir, name, entry, student=read_encoder_meta(run_dir))
+    return ExportResult(out_dir / name, entry, manifest)
+
+
+def _graph_inputs(encoder: Encoder, images: np.ndarray, baked: bool) -> np.ndarray:
+    return img.to_uint8_nhwc(images, encoder.spec) if baked else images
+
+
+def _export_onnx_family(encoder: Encoder, work: Path, name: str, opts: ExportOptions, check: img.ImageBatch,
+                        threshold: float, data: str, root: str | None) -> dict:
+    from compressor.export.onnx import convert_fp16, export_onnx
+    from compressor.export.parity import compare, torch_embeddings
+    from compressor.export.runtime import make_session, run_batched
+
+    fp32 = work / "fp32.onnx"
+    facts = export_onnx(encoder, fp32, opset=opts.opset, bake_preprocess=opts.bake_preprocess)
+    reference = torch_embeddings(encoder, check.images)
+    inputs = _graph_inputs(encoder, check.images, opts.bake_preprocess)
+    extra: dict = {}
+    if opts.format == "onnx":
+        fp32.rename(work / name)
+    elif opts.format == "onnx-fp16":
+        convert_fp16(fp32, work / name)
+    else:
+        extra = _quantize(encoder, fp32, work / name, opts, data, root)
+    output = run_batched(make_session(work / name), inputs)
+    fid = compare(reference, output, data=check.source)
+    fidelity = {**fid.to_dict(), "threshold": threshold}
+    if opts.format == "onnx-int8" and opts.knn:
+        fidelity.update(_knn_report(encoder, work / name, opts, check, reference, output, data, root))
+    if fid.mean_cosine < threshold:
+        raise CompressorError(
+            f"{opts.format} export failed its parity check and was not kept: {fid.describe()}, below the "
+            f"threshold {threshold}" + (_int8_hint() if opts.format == "onnx-int8" else
+                                        "; report the architecture, this is a bug in the export"))
+    return {**facts, "fidelity": fidelity, **extra}
+
+
+def _int8_hint() -> str:
+    return ("; try --calib-method percentile or entropy, more --calib-size, --int8-exclude NODE for a "
+            "sensitive layer, or lower --min-cosine")
+
+
+def _quantize(encoder: Encoder, fp32: Path, dst: Path, opts: ExportOptions, data: str,
+              root: str | None) -> dict:
+    from compressor.export.quantize import quantize_int8
+
+    calib_spec = opts.calib_data or data
+    calib_root = root if opts.calib_data is None else opts.data_root
+    calib = img.load_images(calib_spec, encoder.spec, opts.calib_size, split="train", root=calib_root)
+    if len(calib) < opts.calib_size:
+        log.warning("only %d calibration images in %s (asked for %d)", len(calib), calib.source,
+                    opts.calib_size)
+    log.info("calibrating INT8 (%s) on %d images of %s", opts.calib_method, len(calib), calib.source)
+    q = quantize_int8(fp32, dst, _graph_inputs(encoder, calib.images, opts.bake_preprocess),
+                      method=opts.calib_method, exclude=opts.int8_exclude)
+    return {"quantization": {**q, "calib_data": calib.source}}
+
+
+def _knn_report(encoder: Encoder, int8: Path, opts: ExportOptions, check: img.ImageBatch, ref_q: np.ndarray,
+                int8_q: np.ndarray, data: str, root: str | None) -> dict:
+    """kNN top-1 of fp32 vs int8 embeddings: bank = training images, queries = the held-out check images."""
+    import torch
+
+    from compressor.eval.knn import knn_top1
+    from compressor.export.parity import torch_embeddings
+    from compressor.export.runtime import make_session, run_batched
+
+    if check.labels is None:
+        return {}
+    bank = img.load_images(data, encoder.spec, opts.calib_size, split="train", root=root)
+    if bank.labels is None:
+        return {}
+    bank_fp32 = torch_embeddings(encoder, bank.images)
+    bank_int8 = run_batched(make_session(int8), _graph_inputs(encoder, bank.images, opts.bake_preprocess))
+    yb, yq = torch.from_numpy(bank.labels), torch.from_numpy(check.labels)
+    top1 = {p: knn_top1(torch.from_numpy(b), yb, torch.from_numpy(q), yq)
+            for p, b, q in (("fp32", bank_fp32, ref_q), ("int8", bank_int8, int8_q))}
+    return {"knn_top1_fp32": top1["fp32"], "knn_top1_int8": top1["int8"], "knn_bank": len(bank),
+            "knn_queries": len(check), "knn": "weighted cosine kNN, k=20, T=0.07"}
+
+
+def _export_trt(encoder: Encoder, work: Path, name: str, opts: ExportOptions, check: img.ImageBatch,
+                threshold: float, data: str, root: str | None) -> dict:
+    """Build the ONNX it needs (fp32 for trt-fp16, the calibrated QDQ graph for trt-int8), then the engine."""
+    from compressor.export import tensorrt as trt
+    from compressor.export.onnx import export_onnx
+    from compressor.export.parity import compare, torch_embeddings
+
+    fp32 = work / "fp32.onnx"
+    facts = export_onnx(encoder, fp32, opset=opts.opset, bake_preprocess=opts.bake_preprocess)
+    source, extra = fp32, {}
+    if opts.format == "trt-int8":
+        source = work / "qdq.onnx"
+        extra = _quantize(encoder, fp32, source, opts, data, root)
+    inputs = _graph_inputs(encoder, check.images, opts.bake_preprocess)
+    block = trt.build_engine(source, work / name, precision=FORMATS[opts.format][1],
+                             image_shape=inputs.shape[1:], batch=opts.trt_batch,
+                             timing_cache=work / "timing.cache")
+    runner = trt.TrtRunner(trt.load_engine(work / name, None))
+    outs = []
+    for i in range(0, len(inputs), opts.trt_batch[2]):
+        outs.append(runner.prepare(inputs[i:i + opts.trt_batch[2]])().cpu().numpy())
+    fid = compare(torch_embeddings(encoder, check.images), np.concatenate(outs), data=check.source)
+    if fid.mean_cosine < threshold:
+        raise CompressorError(f"{opts.format} engine failed its parity check and was not kept: "
+                              f"{fid.describe()}, below the threshold {threshold}")
+    return {**facts, "tensorrt": block, "fidelity": {**fid.to_dict(), "threshold": threshold}, **extra}

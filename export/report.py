@@ -1,0 +1,115 @@
+"""Bench results and their renderings: a rich table, JSON, Markdown and a latency-vs-batch plot."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from compressor.errors import CompressorError
+from compressor.utils.io import atomic_write_text
+
+SCHEMA_KEYS = ("backend", "format", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
+               "throughput_ips", "size_mb", "params_m", "gflops", "cosine_vs_torch")
+
+
+@dataclass
+class BenchRow:
+    """One (backend, format, precision, batch) measurement; times in ms per batch, GFLOPs per image."""
+
+    backend: str
+    format: str
+    precision: str  # fp32 | fp16 | int8
+    batch: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    throughput_ips: float
+    size_mb: float | None
+    params_m: float | None
+    gflops: float | None
+    cosine_vs_torch: float | None
+    cv: float = 0.0
+    iters: int = 0
+    file: str | None = None
+
+
+@dataclass
+class BenchReport:
+    env: dict
+    results: list[BenchRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"env": self.env, "results": [asdict(r) for r in self.results], "notes": self.notes}
+
+    def to_json(self, path: str | Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def table(self):
+        from rich.table import Table
+
+        t = Table(title=f"{self.env['cpu']} · {self.env['threads']} threads"
+                  + (f" · {self.env['gpu']['name']}" if self.env.get("gpu") else ""))
+        for col in ("backend", "format", "prec", "batch", "p50 ms", "p90 ms", "p99 ms", "mean±std ms", "CV",
+                    "img/s", "MB", "Mparams", "GFLOPs", "cos vs torch"):
+            t.add_column(col, justify="left" if col in ("backend", "format", "prec") else "right")
+        for r in self.results:
+            t.add_row(r.backend, r.format, r.precision, str(r.batch), f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}",
+                      f"{r.p99_ms:.2f}", f"{r.mean_ms:.2f}±{r.std_ms:.2f}", f"{r.cv:.2f}",
+                      f"{r.throughput_ips:.1f}",
+                      _fmt(r.size_mb, ".1f"), _fmt(r.params_m, ".2f"), _fmt(r.gflops, ".2f"),
+                      _fmt(r.cosine_vs_torch, ".5f"))
+        return t
+
+    def to_markdown(self) -> str:
+        head = ("| backend | format | precision | batch | p50 ms | p90 ms | p99 ms | mean ms | std ms "
+                "| img/s | size MB | params M | GFLOPs | cosine vs torch |")
+        lines = [head, "|" + "---|" * 14]
+        for r in self.results:
+            lines.append(f"| {r.backend} | {r.format} | {r.precision} | {r.batch} | {r.p50_ms:.2f} "
+                         f"| {r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.mean_ms:.2f} | {r.std_ms:.2f} "
+                         f"| {r.throughput_ips:.1f} "
+                         f"| {_fmt(r.size_mb, '.1f')} | {_fmt(r.params_m, '.2f')} | {_fmt(r.gflops, '.2f')} "
+                         f"| {_fmt(r.cosine_vs_torch, '.5f')} |")
+        env = self.env
+        gpu = env["gpu"]["name"] if env.get("gpu") else "none"
+        lines += ["", f"CPU: {env['cpu']} ({env['cores']} usable cores, {env['threads']} threads; "
+                      f"{', '.join(env['cpu_flags'])}); GPU: {gpu}",
+                  "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())]
+        lines += [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def plot(self, path: str | Path) -> None:
+        """p50 latency vs batch size, one line per (backend, format)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as err:
+            raise CompressorError("--plot needs matplotlib: pip install matplotlib "
+                                  "(or pip install 'compressor[dev]')") from err
+        fig, ax = plt.subplots(figsize=(6, 4))
+        series: dict[str, list[tuple[int, float]]] = {}
+        for r in self.results:
+            series.setdefault(f"{r.backend} {r.format}", []).append((r.batch, r.p50_ms))
+        for label, pts in series.items():
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("p50 latency per batch (ms)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{self.env['cpu']}, {self.env['threads']} threads", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(str(path), dpi=120)
+        plt.close(fig)
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "—" if v is None else format(v, spec)
