@@ -36,8 +36,8 @@ class DemoConfig:
     student_arch: str = "resnet10t"
     image_size: int = 32
     images: int = 10_000  # training subset
-    teacher_steps: int = 250
-    student_steps: int = 200
+    teacher_steps: int = 200
+    student_steps: int = 150
     batch_size: int = 128
     eval_bank: int = 5_000
     eval_queries: int = 2_000

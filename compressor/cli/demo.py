@@ -16,8 +16,8 @@ from compressor.cli.util import setup_logging
 def demo(
     out: Annotated[str, typer.Option(help="Where the demo's runs go.")] = "runs/demo",
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
-    steps: Annotated[int, typer.Option(help="Training steps of each student.")] = 200,
-    teacher_steps: Annotated[int, typer.Option(help="Training steps of the teacher.")] = 250,
+    steps: Annotated[int, typer.Option(help="Training steps of each student.")] = 150,
+    teacher_steps: Annotated[int, typer.Option(help="Training steps of the teacher.")] = 200,
     images: Annotated[int, typer.Option(help="Training images (a fixed subset of Fashion-MNIST).")] = 10_000,
 ) -> None:
     """Train a teacher, distill a smaller student with MV-MR, train it alone with SimCLR, compare by kNN."""
