@@ -121,7 +121,7 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
     for row in report.results:
         if row.cv > opts.cv_warn:
             report.notes.append(f"unstable: {row.backend} {row.format} batch {row.batch} has CV {row.cv:.2f} "
-                                f"(> {opts.cv_warn}); the machine was busy: re-run or raise --iters")
+                                f"(> {opts.cv_warn}): the machine was likely busy; re-run or raise --iters")
     return report
 
 
@@ -181,7 +181,9 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
             from compressor.export.exporter import ExportOptions, export_run
 
             def rebuild() -> dict:
-                opts = ExportOptions(format=entry["format"], bake_preprocess=baked)
+                profile = entry.get("tensorrt", {}).get("profile", {"min": 1, "opt": 8, "max": 32})
+                opts = ExportOptions(format=entry["format"], bake_preprocess=baked,
+                                     trt_batch=(profile["min"], profile["opt"], profile["max"]))
                 return export_run(tgt.run_dir, opts).entry  # type: ignore[arg-type]
 
         runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))  # type: ignore[arg-type]

@@ -102,6 +102,8 @@ class BenchReport:
         ax.set_xlabel("batch size")
         ax.set_ylabel("p50 latency per batch (ms)")
         ax.set_xscale("log", base=2)
+        batches = sorted({r.batch for r in self.results})
+        ax.set_xticks(batches, [str(b) for b in batches])
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
