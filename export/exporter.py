@@ -10,7 +10,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,6 @@ class ExportResult:
     path: Path
     entry: dict
     manifest: Path
-    notes: list[str] = field(default_factory=list)
 
 
 def file_name(fmt: str, *, baked: bool) -> str:

@@ -72,7 +72,9 @@ def export_onnx(encoder: Encoder, path: str | Path, *, opset: int = DEFAULT_OPSE
     every timm CNN and ViT the students come from.
     """
     if opset < 17:
-        raise ValueError(f"opset {opset} is too old: LayerNorm and friends need opset >= 17")
+        from compressor.errors import CompressorError
+
+        raise CompressorError(f"--opset {opset} is too old: pass 17 or newer (LayerNormalization needs 17)")
     size = encoder.spec.image_size
     model: nn.Module = BakedPreprocess(encoder) if bake_preprocess else encoder
     model = model.eval().cpu()

@@ -3,11 +3,10 @@
 Choices, each measured on a ResNet-50 at 224 px on an AVX-512 VNNI CPU (docs/benchmarks.md):
 
 - **uint8 activations × int8 weights (U8S8)**. ORT's default for ``quantize_static`` is int8
-  activations (S8S8), which the x86 kernels run ~2.4× slower: VNNI's ``vpdpbusd`` multiplies
+  activations (S8S8), which the x86 kernels run 2.5–2.9× slower: VNNI's ``vpdpbusd`` multiplies
   unsigned by signed bytes, so S8S8 needs extra work per multiply-add.
-- **Pre-processing first** (``quant_pre_process``: shape inference and ORT's graph clean-up).
-  Without it the exporter's ``Identity``-wrapped weights hide the initialisers from the quantiser,
-  which then leaves every Conv in float between Q/DQ pairs: 5× slower than fp32 INT8 should be.
+- **Pre-processing first** (``quant_pre_process``: shape inference and ORT's graph clean-up), as
+  ORT recommends: every tensor then has a known shape and type for the quantiser.
 - **Per-channel symmetric weights**: the accuracy every conv net needs, at no cost in speed.
 - **QDQ format**: ORT fuses DQ→Conv→Q into ``QLinearConv`` at load time, and the same file is the
   explicit-quantisation input TensorRT wants (``trt-int8``).
