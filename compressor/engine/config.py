@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,14 +52,18 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_TYPES: dict[str, tuple[type, ...]] = {
-    "student": (str,), "teacher": (str,), "teacher_weights": (str,), "peer": (str,), "recipe": (str,),
-    "data": (str,), "data_root": (str,), "device": (str,), "precision": (str,), "out": (str,),
-    "teacher_image_size": (int,), "max_images": (int,), "epochs": (int,), "max_steps": (int,),
-    "batch_size": (int,), "image_size": (int,), "peer_image_size": (int,), "seed": (int,),
-    "checkpoint_every": (int,), "keep_checkpoints": (int,), "workers": (int,), "log_every": (int,),
-    "resume": (bool,), "trust_checkpoint": (bool,), "recipe_config": (dict,),
-}
+
+
+def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
+    """The accepted runtime types of each field, read off the annotations (``int | None`` → ``(int,)``)."""
+    out: dict[str, tuple[type, ...]] = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        out[name] = tuple(typing.get_origin(a) or a for a in args if a is not type(None))
+    return out
+
+
+_TYPES = _field_types(TrainConfig)
 
 
 def read_yaml_config(path: str | Path) -> dict[str, Any]:
@@ -89,12 +95,12 @@ def read_yaml_config(path: str | Path) -> dict[str, Any]:
 def check_type(name: str, value: Any, where: str) -> Any:
     if value is None:
         return None
-    types = _TYPES[name]
-    if isinstance(value, int) and not isinstance(value, bool) and float in types:
+    accepted = _TYPES[name]
+    if isinstance(value, int) and not isinstance(value, bool) and float in accepted:
         return float(value)
-    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    ok = isinstance(value, accepted) and not (isinstance(value, bool) and bool not in accepted)
     if not ok:
-        raise CompressorError(f"{name} in {where} must be {types[0].__name__}, got {value!r}")
+        raise CompressorError(f"{name} in {where} must be {accepted[0].__name__}, got {value!r}")
     return value
 
 
