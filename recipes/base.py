@@ -65,6 +65,8 @@ class Recipe(nn.Module):
     multi_teacher: ClassVar[bool] = False
     needs_peer: ClassVar[bool] = False
     needs_labels: ClassVar[bool] = False
+    # Config overrides that switch the distillation off: a peer recipe's "each model alone" control.
+    control_overrides: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: RecipeConfig, student: Encoder, *, teachers: list[Encoder] | None = None,
                  peer: Encoder | None = None, data: DataInfo | None = None) -> None:

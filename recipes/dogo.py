@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,7 @@ class DoGo(Recipe):
     description = "Distill-on-the-Go: two models trained together, SimCLR each + KL between their similarities"
     Config = DoGoConfig
     needs_peer = True
+    control_overrides: ClassVar[dict[str, Any]] = {"w_1": 0.0, "w_2": 0.0}  # two SimCLR runs
 
     peer: Encoder
 

@@ -50,7 +50,7 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -153,6 +153,7 @@ class MOKD(Recipe):
     description = "MOKD: a CNN and a ViT, each a DINO student with an EMA teacher, distil into each other"
     Config = MOKDConfig
     needs_peer = True
+    control_overrides: ClassVar[dict[str, Any]] = {"lambda_cnn": 0.0, "lambda_vit": 0.0}  # two DINO runs
     test_overrides: ClassVar[dict] = {"out_dim": 64, "head_hidden_dim": 64, "head_bottleneck_dim": 32,
                                       "n_local_crops": 2}
 
