@@ -47,9 +47,16 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+def did_you_mean(name: str, known: list[str], n: int = 1) -> str:
+    """``"; did you mean 'lr'?"`` for the closest of ``known`` (or ``""``): the one suggestion helper."""
+    close = difflib.get_close_matches(name, known, n=n, cutoff=0.5 if n > 1 else 0.6)
+    if not close:
+        return ""
+    return f"; did you mean {', '.join(close) if n > 1 else repr(close[0])}?"
+
+
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     """``unknown teacher 'clip-vit-b15'; did you mean clip-vit-b16? (known: ...)``."""
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = did_you_mean(name, known, n=3)
     shown = ", ".join(known[:30]) + (", ..." if len(known) > 30 else "")
     return f"unknown {kind} {name!r}{hint} (known: {shown})"

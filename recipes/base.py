@@ -13,7 +13,6 @@ Its ``Config`` dataclass holds the paper's defaults; every field can be set from
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,6 +23,7 @@ from torch import nn
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.registry import Registry
+from compressor.utils.coerce import apply_overrides
 
 KINDS = ("teacher→student", "peer", "supervised peer", "control")
 
@@ -163,51 +163,4 @@ def list_recipes() -> list[type[Recipe]]:
 
 def make_config(recipe: type[Recipe], overrides: dict[str, Any] | None = None) -> RecipeConfig:
     """``recipe.Config`` with ``overrides`` applied; unknown keys and wrong types are errors."""
-    fields = {f.name: f for f in dataclasses.fields(recipe.Config)}
-    cfg = recipe.Config()
-    for key, value in (overrides or {}).items():
-        if key not in fields:
-            import difflib
-
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise CompressorError(f"unknown {recipe.name} option {key!r}{hint} (options: {', '.join(fields)})")
-        setattr(cfg, key, coerce(value, getattr(cfg, key), f"{recipe.name}.{key}"))
-    return cfg
-
-
-def coerce(value: Any, default: Any, where: str) -> Any:
-    """Convert ``value`` (from YAML or ``--set``) to the type of ``default``, or fail naming ``where``."""
-    if isinstance(value, str) and not isinstance(default, str):
-        import yaml
-
-        value = yaml.safe_load(value)
-    try:
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if isinstance(default, int) and not isinstance(default, bool):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError
-            return value
-        if isinstance(default, float):
-            if isinstance(value, str):
-                try:
-                    value = float(value)  # YAML 1.1 reads `3e-4` as a string
-                except ValueError:
-                    raise TypeError from None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError
-            return float(value)
-        if isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)):
-                raise TypeError
-            return tuple(coerce(v, default[0], where) for v in value) if default else tuple(value)
-        if isinstance(default, str) and not isinstance(value, str):
-            raise TypeError
-    except TypeError:
-        raise CompressorError(f"{where} must be a {type(default).__name__}, got {value!r}") from None
-    return value
+    return apply_overrides(recipe.Config(), overrides or {}, f"{recipe.name}.", kind=f"{recipe.name} option")

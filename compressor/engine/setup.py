@@ -90,6 +90,7 @@ class Components:
     autocast_dtype: torch.dtype | None
     dataset: ImageDataset
     recipe: Recipe
+    batch_size: int  # cfg.batch_size clamped once to the dataset's size; the recipe's lr scaling sees the same
 
 
 def build_components(cfg: TrainConfig) -> Components:
@@ -106,6 +107,7 @@ def build_components(cfg: TrainConfig) -> Components:
     student = build_student(cfg.student, cfg.image_size)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size) if cfg.peer else None
     teachers = build_teachers(cfg)
-    info = DataInfo(num_classes=len(dataset.classes), batch_size=cfg.batch_size, num_images=len(dataset))
+    batch_size = min(cfg.batch_size, len(dataset))
+    info = DataInfo(num_classes=len(dataset.classes), batch_size=batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
-    return Components(device, autocast_dtype, dataset, recipe)
+    return Components(device, autocast_dtype, dataset, recipe, batch_size)
