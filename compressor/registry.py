@@ -14,8 +14,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to objects; lookups of unknown names fail with the closest registered names."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, empty_hint: str = "") -> None:
         self.kind = kind
+        self.empty_hint = empty_hint  # said instead of "known: ..." when nothing is registered yet
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -34,6 +35,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
+            if not self._items and self.empty_hint:
+                raise CompressorError(f"unknown {self.kind} {name!r}: {self.empty_hint}")
             raise CompressorError(unknown_name_message(self.kind, name, self.names()))
         return self._items[name]
 

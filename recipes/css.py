@@ -163,7 +163,7 @@ class BranchedNet(nn.Module):
 
 
 @register_recipe
-class CSS(Recipe):
+class CSS(Recipe[CSSConfig]):
     name = "css"
     kind = "supervised peer"
     description = "CSS: two branched networks, corner-masked branches with joint labels, mutual KL on labels"

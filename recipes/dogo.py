@@ -84,7 +84,7 @@ def dogo_losses(z1: tuple[torch.Tensor, torch.Tensor], z2: tuple[torch.Tensor, t
 
 
 @register_recipe
-class DoGo(Recipe):
+class DoGo(Recipe[DoGoConfig]):
     name = "dogo"
     kind = "peer"
     description = "Distill-on-the-Go: two models trained together, SimCLR each + KL between their similarities"
@@ -120,6 +120,6 @@ class DoGo(Recipe):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         z1 = self._project(self.student, self.head, batch["x1"], batch["y1"])
         z2 = self._project(self.peer, self.peer_head, batch["x2"], batch["y2"])
-        terms = dogo_losses(z1, z2, self.cfg)  # type: ignore[arg-type]
+        terms = dogo_losses(z1, z2, self.cfg)
         logs = {k: float(v.detach()) for k, v in terms.items() if k in ("ssl_1", "ssl_2", "kl_1", "kl_2")}
         return StepOutput(terms["loss"], logs)

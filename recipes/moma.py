@@ -113,7 +113,7 @@ def moma_loss(preds: Sequence[torch.Tensor], teacher_embs: Sequence[torch.Tensor
 
 
 @register_recipe
-class MOMA(Recipe):
+class MOMA(Recipe[MOMAConfig]):
     name = "moma"
     kind = "teacher→student"
     description = "MOMA: a masked student regresses the normalised embeddings of one or more frozen teachers"

@@ -76,7 +76,7 @@ def mvmr_loss(z: torch.Tensor, z_o: torch.Tensor, t: torch.Tensor, cfg: MVMRConf
 
 
 @register_recipe
-class MVMR(Recipe):
+class MVMR(Recipe[MVMRConfig]):
     name = "mvmr"
     kind = "teacher→student"
     description = "MV-MR: distance-correlation distillation from a frozen teacher on two views"
@@ -109,5 +109,5 @@ class MVMR(Recipe):
         n = batch["x_o"].shape[0]
         z_o, z = self.projector(self.student(torch.cat([batch["x_o"], batch["x_a"]]))).split(n)
         t = self.teacher_embeddings(batch["t_o"], batch.get("index"))
-        terms = mvmr_loss(z, z_o, t, self.cfg)  # type: ignore[arg-type]
+        terms = mvmr_loss(z, z_o, t, self.cfg)
         return StepOutput(terms["loss"], {k: float(v.detach()) for k, v in terms.items() if k != "loss"})

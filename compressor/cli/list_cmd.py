@@ -23,7 +23,7 @@ def list_cmd(
     """List the registered teachers, student architectures or recipes."""
     console = Console()
     if what is What.recipes:
-        from compressor.recipes import list_recipes
+        from compressor.engine.recipe import list_recipes
 
         table = Table("recipe", "kind", "description")
         for r in list_recipes():

@@ -15,6 +15,7 @@ import typer
 from compressor import __version__
 from compressor.cli import bench, demo, distill, eval, export, list_cmd
 from compressor.errors import CompressorError
+from compressor.plugins import load_plugins
 
 app = typer.Typer(
     name="compress",
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in args:
         args.remove("--debug")
     try:
+        load_plugins()
         code = app(args=args, prog_name="compress", standalone_mode=False)
     except CompressorError as err:
         if debug:

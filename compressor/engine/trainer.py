@@ -65,8 +65,9 @@ class Trainer:
         self.data = ViewDataset(c.dataset, self.recipe.views(), seed=cfg.seed)
         self.batch_size = c.batch_size
         self.steps_per_epoch = batches_per_epoch(len(c.dataset), self.batch_size)
-        total = cfg.epochs * self.steps_per_epoch if cfg.epochs else cfg.max_steps
-        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total  # type: ignore[type-var]
+        # resolve_config sets epochs when max_steps is absent, so one of the two is always given
+        total = cfg.epochs * self.steps_per_epoch if cfg.epochs else (cfg.max_steps or self.steps_per_epoch)
+        self.total_steps: int = min(total, cfg.max_steps) if cfg.max_steps else total
         self.optimizers = self.recipe.optimizers()
         rc = self.recipe.cfg
         self.lr_factor = cosine_schedule(self.total_steps, round(rc.warmup_fraction * self.total_steps),
@@ -172,9 +173,9 @@ class Trainer:
                         ips = window_n / max(1e-9, time.perf_counter() - window_t)
                         window_t, window_n = time.perf_counter(), 0
                         metrics.log(step, {**logs, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
-                        if task is not None:
+                        if progress is not None and task is not None:
                             progress.update(task, loss=f"loss {last_loss:.4f}", ips=f"{ips:.0f} img/s")
-                    if task is not None:
+                    if progress is not None and task is not None:
                         progress.advance(task)
                     if step % cfg.checkpoint_every == 0 or step == self.total_steps or self._stop_requested:
                         self._save(step)
