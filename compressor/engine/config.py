@@ -42,6 +42,8 @@ class TrainConfig:
     max_steps: int | None = option(None, "Stop after N optimisation steps.")
     batch_size: int = option(64, "Images per step (at most the number of training images).")
     image_size: int | None = option(None, "Student input size (default: the model's own).")
+    stem: str = option("auto", "CNN stem: auto (the authors' 3x3 stride-1 stem without max-pool below 96 px), "
+                               "imagenet or small (compressor/models/stems.py).")
     peer_image_size: int | None = option(None, "Peer input size (default: --image-size).")
     device: str = option("auto", "auto (CUDA when present), cpu or cuda.")
     precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")

@@ -27,7 +27,8 @@ def save_encoder(encoder: Encoder, run_dir: str | Path, name: str = "student", *
     weights = run.weights_path(name)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.backbone.state_dict().items()}
     atomic_write(weights, lambda p: save_file(state, str(p)))
-    meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim}
+    meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim,
+            "stem": getattr(encoder, "stem", "imagenet")}
     meta.update(extra)
     run.write_meta(meta, name)
     return weights
@@ -41,7 +42,8 @@ def load_encoder(run_dir: str | Path, name: str = "student") -> Encoder:
     """Rebuild a saved encoder (eval mode, on CPU) from a run directory."""
     meta = read_encoder_meta(run_dir, name)
     spec = InputSpec.from_dict(meta)
-    backbone = create_timm_backbone(meta["arch"], spec.image_size, pretrained=False)
+    stem = meta.get("stem", "imagenet")  # runs written before the option existed used timm's own stem
+    backbone = create_timm_backbone(meta["arch"], spec.image_size, stem=stem, pretrained=False)
     weights = RunDir(run_dir).weights_path(name)
     if not weights.is_file():
         raise CompressorError(f"{weights} is missing; re-run `compress distill` into a new --out")
@@ -50,5 +52,6 @@ def load_encoder(run_dir: str | Path, name: str = "student") -> Encoder:
     except Exception as err:  # safetensors raises several types for truncated/corrupt files
         raise CompressorError(f"{weights} is corrupt ({err}); re-run `compress distill` into a new --out") from err
     backbone.load_state_dict(state, strict=True)
-    enc = Encoder(backbone, name=str(run_dir), arch=meta["arch"], spec=spec, embed_dim=int(meta["embed_dim"]))
+    enc = Encoder(backbone, name=str(run_dir), arch=meta["arch"], spec=spec, embed_dim=int(meta["embed_dim"]),
+                  stem=stem)
     return enc.eval()
