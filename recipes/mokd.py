@@ -147,7 +147,7 @@ def mokd_terms(s_glob: NetOut, s_loc: NetOut | None, t_own: NetOut, t_other: Net
 
 
 @register_recipe
-class MOKD(Recipe):
+class MOKD(Recipe[MOKDConfig]):
     name = "mokd"
     kind = "peer"
     description = "MOKD: a CNN and a ViT, each a DINO student with an EMA teacher, distil into each other"
@@ -192,11 +192,11 @@ class MOKD(Recipe):
         return local_crop_size(self.student.spec.image_size, int(vit.patch_embed.patch_size[0]))
 
     def views(self) -> Callable:
-        return multicrop_views(self.student.spec, self.local_size, self.cfg)  # type: ignore[arg-type]
+        return multicrop_views(self.student.spec, self.local_size, self.cfg)
 
     # -- the loss -----------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         glob = torch.cat([batch["g0"], batch["g1"]])
         loc = torch.cat([batch[f"l{i}"] for i in range(cfg.n_local_crops)]) if cfg.n_local_crops else None
         b = batch["g0"].shape[0]
@@ -245,7 +245,7 @@ class MOKD(Recipe):
         return [params for _, params in self._groups()]
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         opts = []
         self._vit_decay_groups = []
         for vit_schedules, params in self._groups():
@@ -286,7 +286,7 @@ class MOKD(Recipe):
             teacher, student = list(self.ema[key].parameters()), list(self.nets[key].parameters())
             torch._foreach_mul_(teacher, m)
             torch._foreach_add_(teacher, [p.detach() for p in student], alpha=1 - m)
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         nxt = step + 1
         self.teacher_temp.fill_(teacher_temperature(nxt, total_steps, cfg))
         if nxt < total_steps:

@@ -8,11 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from compressor.cli.main import app
 from compressor.cli.util import setup_logging
 
 
-@app.command("demo")
 def demo(
     out: Annotated[str, typer.Option(help="Where the demo's runs go.")] = "runs/demo",
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
