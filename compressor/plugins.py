@@ -16,6 +16,7 @@ import importlib
 from importlib.metadata import entry_points
 
 BUILTIN = ("compressor.recipes",)  # packages, not recipe names: each registers whatever files it holds
+# (the same package is the `builtin-recipes` entry point, so the registry also finds it by itself)
 _loaded = False
 
 

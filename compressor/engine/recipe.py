@@ -158,7 +158,8 @@ def build_optimizer(cfg: RecipeConfig, params: list[nn.Parameter], batch_size: i
 
 
 RECIPES: Registry[type[Recipe[Any]]] = Registry(
-    "recipe", empty_hint="no recipes are loaded: call compressor.plugins.load_plugins() first (the CLI does)")
+    "recipe", empty_hint="no recipes are installed: reinstall the package (`pip install -e .`), whose "
+    "`compressor.plugins` entry points name the recipe packages", entry_point_group="compressor.plugins")
 
 R = TypeVar("R", bound=type[Recipe[Any]])
 
