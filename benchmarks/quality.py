@@ -197,6 +197,18 @@ def table(rows: list[Row], reference: dict[str, float], args: argparse.Namespace
     return "\n".join(lines) + "\n"
 
 
+def write_results(out: Path, rows: list[Row], reference: dict[str, Any], args: argparse.Namespace,
+                  started: float) -> None:
+    text = table(rows, reference, args)
+    minutes = (time.perf_counter() - started) / 60
+    text += f"\nWall time {minutes:.1f} min (`python benchmarks/quality.py {' '.join(sys.argv[1:])}`).\n"
+    (out / "quality.md").write_text(text)
+    (out / "quality.json").write_text(json.dumps({
+        "args": vars(args), "reference": reference, "minutes": minutes,
+        "rows": [{"label": r.label, "group": r.group, "control": r.control, "knn": r.knn, "linear": r.linear,
+                  "runs": [str(p) for p in r.runs]} for r in rows]}, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -215,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     reference["raw pixels"] = {"knn": k, "linear": lin}
     print(f"teacher {reference.get('teacher')}, raw pixels {reference['raw pixels']}", flush=True)
     scored: dict[tuple[str, str], tuple[float, float]] = {}
-    for r in rows:
+    for i, r in enumerate(rows):
         for seed in args.seeds:
             plan = dict(plans[(r.label, seed)])
             run = train_run(args, plan.pop("name"), seed=seed, **plan)
@@ -227,15 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             r.knn.append(scored[key][0])
             r.linear.append(scored[key][1])
         print(f"{r.label}: kNN {summarise(r.knn)}, linear {summarise(r.linear)}", flush=True)
-    text = table(rows, reference, args)
-    minutes = (time.perf_counter() - started) / 60
-    text += f"\nWall time {minutes:.1f} min (`python benchmarks/quality.py {' '.join(sys.argv[1:])}`).\n"
-    (out / "quality.md").write_text(text)
-    (out / "quality.json").write_text(json.dumps({
-        "args": vars(args), "reference": reference, "minutes": minutes,
-        "rows": [{"label": r.label, "group": r.group, "control": r.control, "knn": r.knn, "linear": r.linear,
-                  "runs": [str(p) for p in r.runs]} for r in rows]}, indent=2) + "\n")
-    print(text)
+        write_results(out, rows[: i + 1], reference, args, started)  # a stopped benchmark keeps its rows
+    print((out / "quality.md").read_text())
     return 0
 
 
