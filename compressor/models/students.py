@@ -6,7 +6,7 @@ import timm
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.models.encoder import Encoder, InputSpec
+from compressor.models.encoder import Encoder, InputSpec, output_width
 from compressor.registry import unknown_name_message
 
 
@@ -47,4 +47,4 @@ def build_student(name: str, image_size: int | None = None, *, pretrained: bool 
     """
     backbone = create_timm_backbone(name, image_size, pretrained=pretrained)
     spec = timm_input_spec(backbone, image_size)
-    return Encoder(backbone, name=name, arch=name, spec=spec, embed_dim=int(backbone.num_features))
+    return Encoder(backbone, name=name, arch=name, spec=spec, embed_dim=output_width(backbone, spec.image_size))
