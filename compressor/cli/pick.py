@@ -27,6 +27,7 @@ def pick_cmd(
     recipe: Annotated[str | None, typer.Option(help="Recipe of the short distillations (default mvmr with a "
                                                     "teacher, simclr without).")] = None,
     steps: Annotated[int, typer.Option(help="Steps of each short distillation.")] = 50,
+    iters: Annotated[int, typer.Option(help="Timed calls per candidate (at most; 3 s each at most).")] = 20,
     out: Annotated[Path, typer.Option(help="Working folder; pick.json and pick.png are written here.")] = Path(
         "runs/pick"),
     plot: Annotated[bool, typer.Option(help="Write OUT/pick.png (needs matplotlib).")] = True,
@@ -40,7 +41,7 @@ def pick_cmd(
     setup_logging()
     opts = PickOptions(budget_ms=budget_ms, backend=backend, threads=threads, image_size=image_size, out=out,
                        data=data, data_root=data_root, teacher=teacher, teacher_weights=teacher_weights,
-                       recipe=recipe, steps=steps)
+                       recipe=recipe, steps=steps, iters=iters)
     if candidates:
         opts.candidates = tuple(c.strip() for c in candidates.split(",") if c.strip())
     with Console().status("benching candidates"):
