@@ -16,7 +16,7 @@ def pick_cmd(
     backend: Annotated[str, typer.Option(help="Target runtime: ort-cpu, openvino, trt or torch.")] = "ort-cpu",
     threads: Annotated[int | None, typer.Option(help="CPU threads of the target (default: all cores).")] = None,
     candidates: Annotated[str | None, typer.Option(
-        help="Comma-separated timm students (default: the edge zoo, see docs/export.md).")] = None,
+        help="Comma-separated timm students (default: the edge zoo, see docs/bench.md).")] = None,
     image_size: Annotated[int, typer.Option(help="Input size the students will be deployed at.")] = 224,
     data: Annotated[str | None, typer.Option(
         help="Data SPEC: distil each candidate within budget briefly and rank by kNN per ms.")] = None,
