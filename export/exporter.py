@@ -24,6 +24,7 @@ from compressor.export.onnx import DEFAULT_OPSET
 from compressor.export.quantize import CALIB_METHODS
 from compressor.models.encoder import Encoder
 from compressor.registry import unknown_name_message
+from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
@@ -94,7 +95,7 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
             raise CompressorError(reason)
     run_dir = Path(run_dir)
     encoder = load_encoder(run_dir)
-    out_dir = Path(opts.out_dir) if opts.out_dir else run_dir / "export"
+    out_dir = Path(opts.out_dir) if opts.out_dir else RunDir(run_dir).export_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     threshold = opts.min_cosine if opts.min_cosine is not None else FORMATS[opts.format][2]
     if opts.min_cosine is None and opts.format == "openvino" and opts.strict_fp32:

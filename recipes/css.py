@@ -165,7 +165,7 @@ class BranchedNet(nn.Module):
 
 
 @register_recipe
-class CSS(Recipe):
+class CSS(Recipe[CSSConfig]):
     name = "css"
     kind = "supervised peer"
     description = "CSS: two branched networks, corner-masked branches with joint labels, mutual KL on joint logits"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -86,12 +87,13 @@ def dogo_losses(z1: tuple[torch.Tensor, torch.Tensor], z2: tuple[torch.Tensor, t
 
 
 @register_recipe
-class DoGo(Recipe):
+class DoGo(Recipe[DoGoConfig]):
     name = "dogo"
     kind = "peer"
     description = "Distill-on-the-Go: two models trained together, SimCLR each + KL between their similarities"
     Config = DoGoConfig
     needs_peer = True
+    control_overrides: ClassVar[dict[str, Any]] = {"w_1": 0.0, "w_2": 0.0}  # two SimCLR runs
 
     peer: Encoder
 
@@ -122,7 +124,7 @@ class DoGo(Recipe):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         z1 = self._project(self.student, self.head, batch["x1"], batch["y1"])
         z2 = self._project(self.peer, self.peer_head, batch["x2"], batch["y2"])
-        terms = dogo_losses(z1, z2, self.cfg)  # type: ignore[arg-type]
+        terms = dogo_losses(z1, z2, self.cfg)
         logs = {k: float(v.detach()) for k, v in terms.items() if k in ("ssl_1", "ssl_2", "kl_1", "kl_2")}
         logs["kd_share_1"] = self.cfg.w_1 * logs["kl_1"] / max(float(terms["loss_1"].detach()), 1e-12)
         logs["kd_share_2"] = self.cfg.w_2 * logs["kl_2"] / max(float(terms["loss_2"].detach()), 1e-12)

@@ -50,7 +50,7 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -147,12 +147,13 @@ def mokd_terms(s_glob: NetOut, s_loc: NetOut | None, t_own: NetOut, t_other: Net
 
 
 @register_recipe
-class MOKD(Recipe):
+class MOKD(Recipe[MOKDConfig]):
     name = "mokd"
     kind = "peer"
     description = "MOKD: a CNN and a ViT, each a DINO student with an EMA teacher, distil into each other"
     Config = MOKDConfig
     needs_peer = True
+    control_overrides: ClassVar[dict[str, Any]] = {"lambda_cnn": 0.0, "lambda_vit": 0.0}  # two DINO runs
     test_overrides: ClassVar[dict] = {"out_dim": 64, "head_hidden_dim": 64, "head_bottleneck_dim": 32,
                                       "n_local_crops": 2}
 
@@ -191,11 +192,11 @@ class MOKD(Recipe):
         return local_crop_size(self.student.spec.image_size, int(vit.patch_embed.patch_size[0]))
 
     def views(self) -> Callable:
-        return multicrop_views(self.student.spec, self.local_size, self.cfg)  # type: ignore[arg-type]
+        return multicrop_views(self.student.spec, self.local_size, self.cfg)
 
     # -- the loss -----------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         glob = torch.cat([batch["g0"], batch["g1"]])
         loc = torch.cat([batch[f"l{i}"] for i in range(cfg.n_local_crops)]) if cfg.n_local_crops else None
         b = batch["g0"].shape[0]
@@ -244,7 +245,7 @@ class MOKD(Recipe):
         return [params for _, params in self._groups()]
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         opts = []
         self._vit_decay_groups = []
         for vit_schedules, params in self._groups():
@@ -285,7 +286,7 @@ class MOKD(Recipe):
             teacher, student = list(self.ema[key].parameters()), list(self.nets[key].parameters())
             torch._foreach_mul_(teacher, m)
             torch._foreach_add_(teacher, [p.detach() for p in student], alpha=1 - m)
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         nxt = step + 1
         self.teacher_temp.fill_(teacher_temperature(nxt, total_steps, cfg))
         if nxt < total_steps:

@@ -145,7 +145,7 @@ def frozen_running_stats(model: nn.Module) -> Iterator[None]:
 
 
 @register_recipe
-class MOMA(Recipe):
+class MOMA(Recipe[MOMAConfig]):
     name = "moma"
     kind = "teacher→student"
     description = "MOMA: a masked student regresses the normalised embeddings of one or more frozen teachers"

@@ -90,7 +90,7 @@ def mvmr_loss(z: torch.Tensor, z_o: torch.Tensor, t: torch.Tensor, cfg: MVMRConf
 
 
 @register_recipe
-class MVMR(Recipe):
+class MVMR(Recipe[MVMRConfig]):
     name = "mvmr"
     kind = "teacher→student"
     description = "MV-MR: distance-correlation distillation from a frozen teacher on two views"
@@ -123,5 +123,5 @@ class MVMR(Recipe):
         z_o = self.projector(self.student(batch["x_o"]))  # two passes: BatchNorm statistics per view
         z = self.projector(self.student(batch["x_a"]))
         t = self.teacher_embeddings(batch["t_o"], batch.get("index"))
-        terms = mvmr_loss(z, z_o, t, self.cfg)  # type: ignore[arg-type]
+        terms = mvmr_loss(z, z_o, t, self.cfg)
         return StepOutput(terms["loss"], {k: float(v.detach()) for k, v in terms.items() if k != "loss"})

@@ -89,7 +89,7 @@ def seed_loss(s: torch.Tensor, t: torch.Tensor, queue: torch.Tensor,
 
 
 @register_recipe
-class SEED(Recipe):
+class SEED(Recipe[SEEDConfig]):
     name = "seed"
     kind = "teacher→student"
     description = "SEED: match the teacher's similarity distribution over a queue of teacher embeddings"
@@ -126,7 +126,7 @@ class SEED(Recipe):
         return F.normalize(t, dim=1)
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
-        cfg: SEEDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         t = self.teacher_embedding(batch["t"])
         s = F.normalize(self.head(self.student(batch["x"])).float(), dim=1)
         loss = seed_loss(s, t, self.queue.queue, cfg.temperature_student, cfg.temperature_teacher)

@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from compressor.cli.main import app
 
-
-@app.command("pick")
 def pick_cmd(
     budget_ms: Annotated[float, typer.Option("--budget-ms", help="Latency budget per image at batch 1, ms.")],
     backend: Annotated[str, typer.Option(help="Target runtime: ort-cpu, openvino, trt or torch.")] = "ort-cpu",
