@@ -24,7 +24,7 @@ from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
-MODEL_SUFFIXES = {".onnx": ("ort-cpu", "ort-cuda"), ".engine": ("trt",), ".plan": ("trt",)}
+MODEL_SUFFIXES = {".onnx": ("ort-cpu", "ort-cuda"), ".engine": ("trt",), ".plan": ("trt",), ".xml": ("openvino",)}
 
 
 @dataclass
@@ -66,8 +66,8 @@ def _resolve(target: Path) -> _Target:
                        key=lambda p: (p.name.count("."), p.name))
         return _Target(target, files, torch=True)
     if target.suffix not in MODEL_SUFFIXES:
-        raise CompressorError(f"cannot bench {target.name}: expected a run directory, a .onnx or an "
-                              ".engine file")
+        raise CompressorError(f"cannot bench {target.name}: expected a run directory, a .onnx, an OpenVINO "
+                              ".xml or an .engine file")
     run = target.parent.parent
     in_run = target.parent.name == "export" and RunDir(run).is_finished()
     return _Target(run if in_run else None, [target])
@@ -173,6 +173,8 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
     entry = manifest_entry(path) or {}  # type: ignore[arg-type]
     baked = bool(entry.get("input", {}).get("preprocess_baked", False))
     size_mb = path.stat().st_size / 1e6  # type: ignore[union-attr]
+    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():  # type: ignore[union-attr]
+        size_mb += path.with_suffix(".bin").stat().st_size / 1e6  # type: ignore[union-attr]
     params = (sum(p.numel() for p in encoder.parameters()) / 1e6) if encoder is not None else None
     if backend == "trt":
         from compressor.export import tensorrt as trt
@@ -189,11 +191,21 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
 
         runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))  # type: ignore[arg-type]
         return runner, entry.get("format", "trt"), entry.get("precision", "fp16"), size_mb, params, baked
+    if backend == "openvino":
+        from compressor.export.openvino import OpenVinoRunner
+
+        if not entry:
+            entry = _metadata_entry(path)  # type: ignore[arg-type]
+            baked = bool(entry["input"]["preprocess_baked"]) if entry else False
+        ov_runner = OpenVinoRunner(path, threads=threads)  # type: ignore[arg-type]
+        precision = "int8" if entry.get("precision") == "int8" else ov_runner.inference_precision
+        return ov_runner, entry.get("format") or "openvino", precision, size_mb, params, baked
     from compressor.export.onnx import graph_input, onnx_params, onnx_precision
     from compressor.export.runners import OrtRunner
 
     if not entry:
-        baked = graph_input(path)[1] == "uint8"  # type: ignore[arg-type]
+        entry = _metadata_entry(path)  # type: ignore[arg-type]
+        baked = bool(entry["input"]["preprocess_baked"]) if entry else graph_input(path)[1] == "uint8"  # type: ignore[arg-type]
     if params is None:
         params = onnx_params(path) / 1e6  # type: ignore[arg-type]
     precision = entry.get("precision") or onnx_precision(path)  # type: ignore[arg-type]
@@ -201,18 +213,38 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
     return OrtRunner(path, backend=backend, threads=threads), fmt, precision, size_mb, params, baked  # type: ignore[arg-type]
 
 
+def _metadata_entry(path: Path) -> dict:
+    """A manifest-like entry from the file's own ``metadata_props`` / IR ``rt_info`` (empty for a foreign file)."""
+    from compressor.export.metadata import input_from_metadata, read_onnx_metadata
+
+    if path.suffix == ".xml":
+        from compressor.export.openvino import read_metadata
+
+        props = read_metadata(path)
+    elif path.suffix == ".onnx":
+        props = read_onnx_metadata(path)
+    else:
+        return {}
+    inp = input_from_metadata(props)
+    if inp is None:
+        return {}
+    return {"input": inp, "format": props.get("model.format"), "precision": props.get("model.precision")}
+
+
 def _spec_from_file(path: Path):
-    """The input spec of a file without its run: from the manifest beside it, else from the graph's shape."""
+    """The input spec of a file without its run: from the manifest beside it, else the file's own
+    ``metadata_props``, else (a foreign file) the graph's shape with ImageNet mean/std."""
     from compressor.export.manifest import manifest_entry
     from compressor.models.encoder import InputSpec
 
-    entry = manifest_entry(path) or {}
+    entry = manifest_entry(path) or _metadata_entry(path)
     if "input" in entry:
         shape, inp = entry["input"]["shape"], entry["input"]
         size = shape[1] if inp["layout"] == "NHWC" else shape[2]
         return InputSpec(int(size), tuple(inp["mean"]), tuple(inp["std"]))
     if path.suffix != ".onnx":
-        raise CompressorError(f"{path} has no manifest entry beside it; bench it from its run directory")
+        raise CompressorError(f"{path} has no manifest entry beside it and no compressor metadata; bench it "
+                              "from its run directory")
     from compressor.export.onnx import graph_input
 
     _, dtype, shape = graph_input(path)

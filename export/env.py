@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 
 TOOLS = ("compressor", "torch", "timm", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxslim", "onnxsim",
-         "tensorrt", "numpy")
+         "tensorrt", "openvino", "nncf", "numpy")
 
 
 def tool_versions() -> dict[str, str]:

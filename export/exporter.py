@@ -10,6 +10,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,11 @@ FORMATS: dict[str, tuple[str, str, float]] = {
     "onnx-int8": ("model.int8", "int8", 0.98),
     "trt-fp16": ("model.fp16", "fp16", 0.999),
     "trt-int8": ("model.int8", "int8", 0.98),
+    # the CPU plugin runs an fp32 IR in bf16 where the CPU has it: fp16-like threshold, 0.9999 with strict_fp32
+    "openvino": ("model", "fp32", 0.999),
+    "openvino-int8": ("model.int8", "int8", 0.98),
 }
+SUFFIX = {"trt": ".engine", "openvino": ".xml"}  # by format family; everything else is .onnx
 
 
 @dataclass
@@ -55,6 +60,7 @@ class ExportOptions:
     trt_batch: tuple[int, int, int] = (1, 8, 32)
     data: str | None = None  # default: the run's data (from config.yaml)
     data_root: str | None = None
+    strict_fp32: bool = False  # openvino: compile with INFERENCE_PRECISION_HINT=f32 instead of the device's pick
 
 
 @dataclass
@@ -66,7 +72,7 @@ class ExportResult:
 
 def file_name(fmt: str, *, baked: bool) -> str:
     stem = FORMATS[fmt][0] + (".rgb8" if baked else "")
-    return stem + (".engine" if fmt.startswith("trt") else ".onnx")
+    return stem + SUFFIX.get(fmt.split("-")[0], ".onnx")
 
 
 def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
@@ -82,11 +88,18 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
         from compressor.export.tensorrt import import_tensorrt
 
         import_tensorrt()  # fail at once, not after the ONNX and INT8 steps, when TensorRT is missing
+    if opts.format.startswith("openvino"):
+        from compressor.export.openvino import openvino_unavailable
+
+        if (reason := openvino_unavailable(nncf=opts.format == "openvino-int8")) is not None:
+            raise CompressorError(reason)
     run_dir = Path(run_dir)
     encoder = load_encoder(run_dir)
     out_dir = Path(opts.out_dir) if opts.out_dir else RunDir(run_dir).export_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     threshold = opts.min_cosine if opts.min_cosine is not None else FORMATS[opts.format][2]
+    if opts.min_cosine is None and opts.format == "openvino" and opts.strict_fp32:
+        threshold = FORMATS["onnx"][2]
     data, root = opts.data, opts.data_root
     if data is None:
         data, run_root = img.run_data(run_dir)
@@ -101,6 +114,9 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
         work = Path(tmp)
         if opts.format.startswith("trt"):
             entry = _export_trt(encoder, work, name, opts, check, threshold, data, root)
+        elif opts.format.startswith("openvino"):
+            entry = _export_openvino(encoder, work, name, opts, check, threshold, data, root)
+            (work / name).with_suffix(".bin").replace((out_dir / name).with_suffix(".bin"))
         else:
             entry = _export_onnx_family(encoder, work, name, opts, check, threshold, data, root)
         # Only a file that passed its check reaches out_dir; the rename is atomic on one filesystem.
@@ -122,6 +138,7 @@ def _graph_inputs(encoder: Encoder, images: np.ndarray, baked: bool) -> np.ndarr
 
 def _export_onnx_family(encoder: Encoder, work: Path, name: str, opts: ExportOptions, check: img.ImageBatch,
                         threshold: float, data: str, root: str | None) -> dict:
+    from compressor.export.metadata import contract, write_onnx_metadata
     from compressor.export.onnx import convert_fp16, export_onnx
     from compressor.export.parity import compare, torch_embeddings
     from compressor.export.runtime import make_session, run_batched
@@ -137,11 +154,16 @@ def _export_onnx_family(encoder: Encoder, work: Path, name: str, opts: ExportOpt
         convert_fp16(fp32, work / name)
     else:
         extra = _quantize(encoder, fp32, work / name, opts, data, root)
+    write_onnx_metadata(work / name, contract(facts["input"], embed_dim=encoder.embed_dim, arch=encoder.arch,
+                                              fmt=opts.format, precision=FORMATS[opts.format][1],
+                                              opset=opts.opset))
     output = run_batched(make_session(work / name), inputs)
     fid = compare(reference, output, data=check.source)
-    fidelity = {**fid.to_dict(), "threshold": threshold}
+    fidelity = {**fid.to_dict(), "threshold": threshold, "sample": check.sample}
     if opts.format == "onnx-int8" and opts.knn:
-        fidelity.update(_knn_report(encoder, work / name, opts, check, reference, output, data, root))
+        session = make_session(work / name)
+        fidelity.update(_knn_report(encoder, lambda x: run_batched(session, x), opts, check, reference, output,
+                                    data, root))
     if fid.mean_cosine < threshold:
         raise CompressorError(
             f"{opts.format} export failed its parity check and was not kept: {fid.describe()}, below the "
@@ -155,10 +177,8 @@ def _int8_hint() -> str:
             "sensitive layer, or lower --min-cosine")
 
 
-def _quantize(encoder: Encoder, fp32: Path, dst: Path, opts: ExportOptions, data: str,
-              root: str | None) -> dict:
-    from compressor.export.quantize import quantize_int8
-
+def calibration_images(encoder: Encoder, opts: ExportOptions, data: str, root: str | None) -> img.ImageBatch:
+    """The INT8 calibration set: a class-stratified random sample of ``--calib-data`` (default the run's)."""
     calib_spec = opts.calib_data or data
     calib_root = root if opts.calib_data is None else opts.data_root
     calib = img.load_images(calib_spec, encoder.spec, opts.calib_size, split="train", root=calib_root)
@@ -166,19 +186,26 @@ def _quantize(encoder: Encoder, fp32: Path, dst: Path, opts: ExportOptions, data
         log.warning("only %d calibration images in %s (asked for %d)", len(calib), calib.source,
                     opts.calib_size)
     log.info("calibrating INT8 (%s) on %d images of %s", opts.calib_method, len(calib), calib.source)
+    return calib
+
+
+def _quantize(encoder: Encoder, fp32: Path, dst: Path, opts: ExportOptions, data: str,
+              root: str | None, *, for_tensorrt: bool = False) -> dict:
+    from compressor.export.quantize import quantize_int8
+
+    calib = calibration_images(encoder, opts, data, root)
     q = quantize_int8(fp32, dst, _graph_inputs(encoder, calib.images, opts.bake_preprocess),
-                      method=opts.calib_method, exclude=opts.int8_exclude)
-    return {"quantization": {**q, "calib_data": calib.source}}
+                      method=opts.calib_method, exclude=opts.int8_exclude, for_tensorrt=for_tensorrt)
+    return {"quantization": {**q, "calib_data": calib.source, "calib_sample": calib.sample}}
 
 
-def _knn_report(encoder: Encoder, int8: Path, opts: ExportOptions, check: img.ImageBatch, ref_q: np.ndarray,
-                int8_q: np.ndarray, data: str, root: str | None) -> dict:
+def _knn_report(encoder: Encoder, run_int8: Callable[[np.ndarray], np.ndarray], opts: ExportOptions,
+                check: img.ImageBatch, ref_q: np.ndarray, int8_q: np.ndarray, data: str, root: str | None) -> dict:
     """kNN top-1 of fp32 vs int8 embeddings: bank = training images, queries = the held-out check images."""
     import torch
 
     from compressor.eval.knn import knn_top1
     from compressor.export.parity import torch_embeddings
-    from compressor.export.runtime import make_session, run_batched
 
     if check.labels is None:
         return {}
@@ -186,12 +213,12 @@ def _knn_report(encoder: Encoder, int8: Path, opts: ExportOptions, check: img.Im
     if bank.labels is None:
         return {}
     bank_fp32 = torch_embeddings(encoder, bank.images)
-    bank_int8 = run_batched(make_session(int8), _graph_inputs(encoder, bank.images, opts.bake_preprocess))
+    bank_int8 = run_int8(_graph_inputs(encoder, bank.images, opts.bake_preprocess))
     yb, yq = torch.from_numpy(bank.labels), torch.from_numpy(check.labels)
     top1 = {p: knn_top1(torch.from_numpy(b), yb, torch.from_numpy(q), yq)
             for p, b, q in (("fp32", bank_fp32, ref_q), ("int8", bank_int8, int8_q))}
     return {"knn_top1_fp32": top1["fp32"], "knn_top1_int8": top1["int8"], "knn_bank": len(bank),
-            "knn_queries": len(check), "knn": "weighted cosine kNN, k=20, T=0.07"}
+            "knn_queries": len(check), "knn": "weighted cosine kNN, k=20, T=0.07", "knn_bank_sample": bank.sample}
 
 
 def _export_trt(encoder: Encoder, work: Path, name: str, opts: ExportOptions, check: img.ImageBatch,
@@ -206,7 +233,7 @@ def _export_trt(encoder: Encoder, work: Path, name: str, opts: ExportOptions, ch
     source, extra = fp32, {}
     if opts.format == "trt-int8":
         source = work / "qdq.onnx"
-        extra = _quantize(encoder, fp32, source, opts, data, root)
+        extra = _quantize(encoder, fp32, source, opts, data, root, for_tensorrt=True)
     inputs = _graph_inputs(encoder, check.images, opts.bake_preprocess)
     block = trt.build_engine(source, work / name, precision=FORMATS[opts.format][1],
                              image_shape=inputs.shape[1:], batch=opts.trt_batch,
@@ -216,7 +243,46 @@ def _export_trt(encoder: Encoder, work: Path, name: str, opts: ExportOptions, ch
     for i in range(0, len(inputs), opts.trt_batch[2]):
         outs.append(runner.prepare(inputs[i:i + opts.trt_batch[2]])().cpu().numpy())
     fid = compare(torch_embeddings(encoder, check.images), np.concatenate(outs), data=check.source)
+    fid_dict = {**fid.to_dict(), "threshold": threshold, "sample": check.sample}
     if fid.mean_cosine < threshold:
         raise CompressorError(f"{opts.format} engine failed its parity check and was not kept: "
                               f"{fid.describe()}, below the threshold {threshold}")
-    return {**facts, "tensorrt": block, "fidelity": {**fid.to_dict(), "threshold": threshold}, **extra}
+    return {**facts, "tensorrt": block, "fidelity": fid_dict, **extra}
+
+
+def _export_openvino(encoder: Encoder, work: Path, name: str, opts: ExportOptions, check: img.ImageBatch,
+                     threshold: float, data: str, root: str | None) -> dict:
+    """fp32 ONNX → OpenVINO IR (NNCF-quantised for ``openvino-int8``), compiled and checked like ONNX."""
+    from compressor.export import openvino as ovx
+    from compressor.export.metadata import contract
+    from compressor.export.onnx import export_onnx
+    from compressor.export.parity import compare, torch_embeddings
+
+    fp32 = work / "fp32.onnx"
+    facts = export_onnx(encoder, fp32, opset=opts.opset, bake_preprocess=opts.bake_preprocess)
+    props = contract(facts["input"], embed_dim=encoder.embed_dim, arch=encoder.arch, fmt=opts.format,
+                     precision=FORMATS[opts.format][1], opset=opts.opset)
+    extra: dict = {}
+    calib_inputs = None
+    if opts.format == "openvino-int8":
+        calib = calibration_images(encoder, opts, data, root)
+        calib_inputs = _graph_inputs(encoder, calib.images, opts.bake_preprocess)
+        extra = {"quantization": {"calib_data": calib.source, "calib_sample": calib.sample,
+                                  "calib_images": len(calib)}}
+    block = ovx.convert(fp32, work / name, props, strict_fp32=opts.strict_fp32, calib=calib_inputs)
+    if "quantization" in block:
+        extra["quantization"].update(block.pop("quantization"))
+    runner = ovx.OpenVinoRunner(work / name, strict_fp32=opts.strict_fp32)
+    block["inference_precision"] = runner.inference_precision
+    reference = torch_embeddings(encoder, check.images)
+    output = runner.run(_graph_inputs(encoder, check.images, opts.bake_preprocess))
+    fid = compare(reference, output, data=check.source)
+    fidelity = {**fid.to_dict(), "threshold": threshold, "sample": check.sample}
+    if opts.format == "openvino-int8" and opts.knn:
+        fidelity.update(_knn_report(encoder, runner.run, opts, check, reference, output, data, root))
+    if fid.mean_cosine < threshold:
+        raise CompressorError(
+            f"{opts.format} export failed its parity check and was not kept: {fid.describe()}, below the "
+            f"threshold {threshold} (inference precision {runner.inference_precision})"
+            + (_int8_hint() if opts.format.endswith("int8") else "; try --strict-fp32"))
+    return {**facts, "openvino": block, "fidelity": fidelity, **extra}

@@ -27,6 +27,7 @@ class ImageBatch:
     images: np.ndarray
     labels: np.ndarray | None
     source: str  # "fashion-mnist:val", for messages and the manifest
+    sample: dict | None = None  # which images: compressor.data.subset.Sample.record (None for random pixels)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -38,29 +39,34 @@ def run_data(run_dir: str | Path) -> tuple[str | None, str | None]:
 
 
 def load_images(spec: str, input_spec: InputSpec, n: int, *, split: str = "train",
-                root: str | None = None) -> ImageBatch:
-    """The first ``n`` decodable images of ``spec``/``split`` through the eval transform.
+                root: str | None = None, seed: int = 0) -> ImageBatch:
+    """``n`` decodable images of ``spec``/``split`` through the eval transform: a seeded, class-stratified
+    random sample (:mod:`compressor.data.subset`), never simply the first ``n`` files.
 
     ``split`` is ``train`` or ``val``; fewer than ``n`` images are returned when the data is smaller.
+    The batch's ``sample`` says which images were used, for the manifest.
     """
     from compressor.data.datasets import build_dataset
+    from compressor.data.subset import Sample, representative_order
     from compressor.data.transforms import eval_transform
 
     ds = build_dataset(spec, split, root)
     transform = eval_transform(input_spec)
-    images, labels = [], []
-    for i in range(len(ds)):
+    images, labels, used = [], [], []
+    for i in representative_order(ds, seed):
         if len(images) >= n:
             break
-        img, label = ds[i]
+        img, label = ds[int(i)]
         if img is None:  # unreadable file: the dataset already warned with its name
             continue
         images.append(transform(img))
         labels.append(int(label))
+        used.append(int(i))
     if not images:
         raise CompressorError(f"no readable images in {spec!r} ({split}); pass another data SPEC")
     lab = np.asarray(labels, dtype=np.int64) if ds.has_labels else None
-    return ImageBatch(torch.stack(images).numpy().astype(np.float32), lab, f"{spec}:{split}")
+    sample = Sample(np.asarray(used, dtype=np.int64), seed).record(ds)
+    return ImageBatch(torch.stack(images).numpy().astype(np.float32), lab, f"{spec}:{split}", sample)
 
 
 def to_uint8_nhwc(images: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -10,6 +10,10 @@ Choices, each measured on a ResNet-50 at 224 px on an AVX-512 VNNI CPU (docs/ben
 - **Per-channel symmetric weights**: the accuracy every conv net needs, at no cost in speed.
 - **QDQ format**: ORT fuses DQ→Conv→Q into ``QLinearConv`` at load time, and the same file is the
   explicit-quantisation input TensorRT wants (``trt-int8``).
+- **For TensorRT** (``for_tensorrt=True``, what ``trt-int8`` builds from): TensorRT accepts only
+  signed, symmetric Q/DQ (int8, zero point 0), so activations are int8 symmetric there, and biases
+  stay float (TensorRT fuses them itself and has no int32-bias DQ). That graph is slow on ORT's x86
+  kernels (S8S8) and is never written as ``onnx-int8``.
 - Calibration runs in chunks (``CalibStridedMinMax``), so 512 images of 224 px fit in memory for
   every method, the histogram ones included.
 """
@@ -69,7 +73,7 @@ def _calib_method(name: str):
 
 
 def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, *, method: str = "minmax",
-                  exclude: Sequence[str] = (), batch: int = 8, chunk: int = 4) -> dict:
+                  exclude: Sequence[str] = (), batch: int = 8, chunk: int = 4, for_tensorrt: bool = False) -> dict:
     """Quantise the fp32 ONNX ``src`` to a QDQ INT8 ``dst`` calibrated on ``calib`` (what the graph takes).
 
     Args:
@@ -78,6 +82,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, *, method
             classic method) or ``percentile`` (99.999th percentile of |x|).
         exclude: node names kept in float (e.g. a sensitive first or last layer).
         batch: images per calibration forward pass; ``chunk`` batches are held in memory at a time.
+        for_tensorrt: signed symmetric activations and float biases (TensorRT's explicit quantisation).
 
     Returns the manifest's ``quantization`` block.
     """
@@ -110,21 +115,41 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, *, method
                 str(pre), str(dst), reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                activation_type=QuantType.QUInt8,
+                activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=calib_method,
                 nodes_to_exclude=excluded or None,
                 calibration_providers=["CPUExecutionProvider"],
                 extra_options={
                     "CalibStridedMinMax": _stride(len(reader), chunk),
-                    "ActivationSymmetric": False,
+                    "ActivationSymmetric": for_tensorrt,
                     "WeightSymmetric": True,
+                    "QuantizeBias": not for_tensorrt,
                 },
             )
-    return {"format": "QDQ", "activations": "uint8 (per-tensor, asymmetric)",
+    _drop_unused_opsets(Path(dst))
+    activations = "int8 (per-tensor, symmetric)" if for_tensorrt else "uint8 (per-tensor, asymmetric)"
+    return {"format": "QDQ", "activations": activations, "target": "tensorrt" if for_tensorrt else "onnxruntime",
             "weights": "int8 (per-channel, symmetric)", "calib_method": method,
             "calib_images": int(len(calib)),
             "excluded_nodes": excluded}
+
+
+def _drop_unused_opsets(path: Path) -> None:
+    """Remove opset imports no node uses (ORT's quantiser adds ``com.microsoft`` even when it emits none of
+    its ops), so strict consumers of the file (TensorRT's parser, converters to other formats) see only
+    the domains the graph really needs."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    used = {n.domain or "" for n in proto.graph.node}
+    for fn in proto.functions:
+        used |= {n.domain or "" for n in fn.node}
+    keep = [op for op in proto.opset_import if (op.domain or "") in used or op.domain in ("", "ai.onnx")]
+    if len(keep) != len(proto.opset_import):
+        del proto.opset_import[:]
+        proto.opset_import.extend(keep)
+        onnx.save(proto, str(path))
 
 
 @contextlib.contextmanager

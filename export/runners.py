@@ -1,4 +1,5 @@
-"""One runner per bench backend: ``torch`` (eager, optionally compiled), ``ort-cpu``, ``ort-cuda``, ``trt``.
+"""One runner per bench backend: ``torch`` (eager, optionally compiled), ``ort-cpu``, ``ort-cuda``, ``trt``,
+``openvino`` (its runner lives in :mod:`compressor.export.openvino`).
 
 A runner's ``prepare(inputs)`` puts one batch where the backend wants it and returns ``step``, a
 zero-argument call that runs the model once and returns the embeddings (GPU work synchronised).
@@ -13,7 +14,7 @@ import numpy as np
 
 from compressor.export.runtime import ort_available
 
-BACKENDS = ("torch", "ort-cpu", "ort-cuda", "trt")
+BACKENDS = ("torch", "ort-cpu", "ort-cuda", "trt", "openvino")
 Step = Callable[[], object]
 
 
@@ -31,6 +32,10 @@ def backend_unavailable(backend: str, *, torch_device: str = "cpu") -> str | Non
         from compressor.export.tensorrt import trt_unavailable
 
         return trt_unavailable()
+    if backend == "openvino":
+        from compressor.export.openvino import openvino_unavailable
+
+        return openvino_unavailable()
     raise ValueError(backend)
 
 

@@ -12,8 +12,8 @@ def bench_cmd(
     target: Annotated[Path, typer.Argument(
         help="A run directory (the PyTorch student and every file in RUN/export) or one exported file.")],
     backend: Annotated[str, typer.Option(
-        help="Comma-separated backends: torch, ort-cpu, ort-cuda, trt (unavailable ones are skipped).",
-    )] = "torch,ort-cpu,ort-cuda,trt",
+        help="Comma-separated backends: torch, ort-cpu, ort-cuda, trt, openvino (unavailable ones are skipped).",
+    )] = "torch,ort-cpu,ort-cuda,trt,openvino",
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
     threads: Annotated[int | None, typer.Option(
         help="CPU threads for torch and ORT (default: all cores).")] = None,

@@ -1,4 +1,4 @@
-"""``compress export``: a run's student as ONNX, FP16, calibrated INT8 or a TensorRT engine, checked."""
+"""``compress export``: a run's student as ONNX, FP16, calibrated INT8, OpenVINO IR or a TensorRT engine, checked."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import typer
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     format: Annotated[str, typer.Option("--format", "-f",
-                                        help="onnx, onnx-fp16, onnx-int8, trt-fp16 or trt-int8.")] = "onnx",
+                                        help="onnx, onnx-fp16, onnx-int8, openvino, openvino-int8, trt-fp16 or "
+                                             "trt-int8.")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="Output folder (default: RUN/export).")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = 17,
     bake_preprocess: Annotated[bool, typer.Option(
@@ -22,8 +23,8 @@ def export_cmd(
     calib_method: Annotated[str, typer.Option(
         help="INT8 calibration: minmax, entropy or percentile.")] = "minmax",
     min_cosine: Annotated[float | None, typer.Option(
-        help="Refuse the export below this mean cosine vs PyTorch (default 0.9999 onnx, 0.999 fp16, "
-             "0.98 int8).")] = None,
+        help="Refuse the export below this mean cosine vs PyTorch (default 0.9999 onnx, 0.999 fp16 and "
+             "openvino, 0.98 int8).")] = None,
     check_size: Annotated[int, typer.Option(
         help="Held-out images for the parity check (and kNN queries).")] = 128,
     knn: Annotated[bool, typer.Option(
@@ -35,6 +36,8 @@ def export_cmd(
     data: Annotated[str | None, typer.Option(
         help="Data SPEC for the parity check (default: the run's).")] = None,
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
+    strict_fp32: Annotated[bool, typer.Option(
+        "--strict-fp32", help="openvino: run in fp32 even where the CPU would pick bf16.")] = False,
 ) -> None:
     """Export the student and check it against PyTorch on real images; writes RUN/export/manifest.json."""
     from rich.console import Console
@@ -52,7 +55,7 @@ def export_cmd(
                          calib_data=calib_data, calib_size=calib_size, calib_method=calib_method,
                          min_cosine=min_cosine, check_size=check_size, knn=knn,
                          int8_exclude=tuple(int8_exclude or ()), trt_batch=batch, data=data,
-                         data_root=data_root)
+                         data_root=data_root, strict_fp32=strict_fp32)
     with Console().status(f"exporting {run} as {format}"):
         res = export_run(run, opts)
     fid = res.entry["fidelity"]
@@ -63,6 +66,8 @@ def export_cmd(
     table.add_row("min cosine", f"{fid['min_cosine']:.6f}")
     table.add_row("max abs diff", f"{fid['max_abs_diff']:.3g}")
     table.add_row("images", f"{fid['n_images']} of {fid['data']}")
+    if "openvino" in res.entry:
+        table.add_row("OpenVINO inference precision", res.entry["openvino"]["inference_precision"])
     if "knn_top1_int8" in fid:
         table.add_row("kNN top-1 fp32 → int8",
                       f"{100 * fid['knn_top1_fp32']:.2f}% → {100 * fid['knn_top1_int8']:.2f}%")

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from compressor import __version__
-from compressor.cli import bench, demo, distill, eval, export, list_cmd
+from compressor.cli import bench, demo, distill, eval, export, list_cmd, pick
 from compressor.errors import CompressorError
 from compressor.plugins import load_plugins
 
@@ -30,6 +30,7 @@ app.command("distill")(distill.distill)
 app.command("eval")(eval.eval_cmd)
 app.command("export")(export.export_cmd)
 app.command("bench")(bench.bench_cmd)
+app.command("pick")(pick.pick_cmd)
 app.command("list")(list_cmd.list_cmd)
 app.command("demo")(demo.demo)
 

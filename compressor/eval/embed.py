@@ -24,9 +24,16 @@ log = logging.getLogger("compressor")
 def embed_dataset(model: nn.Module, spec: InputSpec, ds: ImageDataset, *, batch_size: int = 256,
                   workers: int = 0, device: str = "cpu", limit: int | None = None,
                   progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings (N×D, float32, CPU) and labels of ``ds`` (first ``limit`` images) under ``model``."""
+    """Embeddings (N×D, float32, CPU) and labels of ``ds`` under ``model``.
+
+    ``limit`` takes a seeded, class-stratified random sample of that many images (never the first
+    ``limit`` files: a class-folder data set is sorted by class).
+    """
     if limit is not None and limit < len(ds):
-        ds = torch.utils.data.Subset(ds, range(limit))  # type: ignore[assignment]
+        from compressor.data.subset import representative_order
+
+        keep = representative_order(ds, seed=0)[:limit].tolist()
+        ds = torch.utils.data.Subset(ds, keep)  # type: ignore[assignment]
     vds = ViewDataset(ds, Views(x=eval_transform(spec)), seed=0)
     loader = DataLoader(vds, batch_size=batch_size, num_workers=workers, collate_fn=collate_views)
     was_training = model.training

@@ -72,3 +72,24 @@ class Encoder(nn.Module):
         if getattr(self, "_frozen", False):
             mode = False
         return super().train(mode)
+
+
+def output_width(model: nn.Module, image_size: int) -> int:
+    """The width of what ``model`` really returns for one ``image_size`` image.
+
+    timm's ``num_features`` is the width of the last feature map, but several edge students pool
+    through a wider head before the (removed) classifier: MobileNetV3/V4 return ``head_hidden_size``
+    (1280) features, not ``num_features`` (960). A probe forward in eval mode is the one answer that
+    holds for every architecture; timm's ``head_hidden_size`` is the fallback for a model that cannot
+    run the probe (the real error then surfaces where the model is first used).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, image_size, image_size))
+        return int(out.shape[-1])
+    except Exception:  # any failure of an arbitrary model's forward: fall back to timm's figure
+        return int(getattr(model, "head_hidden_size", None) or model.num_features)  # type: ignore[arg-type]
+    finally:
+        model.train(was_training)

@@ -8,7 +8,7 @@ import timm
 from torch import nn
 
 from compressor.errors import CompressorError
-from compressor.models.encoder import Encoder, InputSpec
+from compressor.models.encoder import Encoder, InputSpec, output_width
 from compressor.models.stems import apply_small_stem, resolve_stem
 from compressor.registry import unknown_name_message
 
@@ -64,5 +64,5 @@ def build_student(name: str, image_size: int | None = None, *, stem: str = "imag
     """
     backbone = create_timm_backbone(name, image_size, stem=stem, pretrained=pretrained)
     spec = timm_input_spec(backbone, image_size)
-    return Encoder(backbone, name=name, arch=name, spec=spec, embed_dim=int(backbone.num_features),
+    return Encoder(backbone, name=name, arch=name, spec=spec, embed_dim=output_width(backbone, spec.image_size),
                    stem=backbone.stem_kind)

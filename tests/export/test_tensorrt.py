@@ -54,3 +54,33 @@ def test_engine_for_another_gpu_is_rebuilt(fresh_run: Path, fast: dict, caplog) 
     manifest.write_text(json.dumps(data))
     bench(res.path, BenchOptions(backends=("trt",), batches=(1,), warmup=1, iters=2, seconds=None))
     assert "rebuilding" in caplog.text
+
+
+def test_trt_int8_graph_is_signed_symmetric(exported_run: Path, tmp_path: Path) -> None:
+    """What ``trt-int8`` builds from, checked without TensorRT: TensorRT takes only int8 Q/DQ with zero
+    point 0 (no uint8, no asymmetric activations) and has no int32-bias DQ."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from compressor.export import images as img
+    from compressor.export.quantize import quantize_int8
+    from compressor.models.saved import load_encoder
+
+    enc = load_encoder(exported_run)
+    calib = img.load_images("synthetic", enc.spec, 8, split="train")
+    dst = tmp_path / "qdq.trt.onnx"
+    info = quantize_int8(exported_run / "export" / "model.onnx", dst, calib.images, for_tensorrt=True)
+    assert info["target"] == "tensorrt"
+    proto = onnx.load(str(dst))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    qdq = [n for n in proto.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert sum(n.op_type == "QuantizeLinear" for n in qdq) > 0
+    for n in qdq:
+        zp = inits[n.input[2]]
+        assert zp.dtype == np.int8, (n.name, zp.dtype)  # signed: no uint8 anywhere, no int32 bias
+        assert not zp.any(), n.name  # symmetric: zero point 0
+    # and the ORT graph of the same model is the other kind (uint8 activations), so the test can tell them apart
+    ort_proto = onnx.load(str(exported_run / "export" / "model.int8.onnx"))
+    ort_inits = {t.name: numpy_helper.to_array(t) for t in ort_proto.graph.initializer}
+    assert any(ort_inits[n.input[2]].dtype == np.uint8 for n in ort_proto.graph.node if n.op_type == "QuantizeLinear")
