@@ -122,14 +122,14 @@ class PickReport:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for c in pts:
             y = 100 * c.knn_top1 if with_data and c.knn_top1 is not None else c.gflops
-            if y is None:
+            if y is None or c.p50_ms is None:
                 continue
             ax.scatter(c.p50_ms, y, c="tab:red" if c.pareto else ("tab:blue" if c.fits else "tab:gray"))
             ax.annotate(f"{c.arch} ({c.format})", (c.p50_ms, y), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
         front = sorted((c for c in pts if c.pareto and c.knn_top1 is not None), key=lambda c: c.p50_ms or 0.0)
         if front:
-            ax.plot([c.p50_ms for c in front], [100 * (c.knn_top1 or 0.0) for c in front], "r--", lw=1)
+            ax.plot([c.p50_ms or 0.0 for c in front], [100 * (c.knn_top1 or 0.0) for c in front], "r--", lw=1)
         ax.axvline(self.options["budget_ms"], color="k", ls=":", lw=1, label="budget")
         ax.set_xscale("log")
         ax.set_xlabel(f"p50 latency at batch 1, ms ({self.options['backend']}, {self.options['threads']} threads)")
