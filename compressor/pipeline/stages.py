@@ -205,7 +205,7 @@ def run_report(ctx: Context, key: str) -> None:
     from compressor.report import write_report
 
     ctx.needs_student("report")
-    md, html = write_report(ctx.run_dir)
+    _, html = write_report(ctx.run_dir)
     log.info("report: %s", html)
 
 

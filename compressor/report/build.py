@@ -34,11 +34,11 @@ b.setAttribute('data-resources',performance.getEntriesByType('resource').length)
 
 
 def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.2f}%"
+    return "-" if x is None else f"{100 * x:.2f}%"
 
 
 def _num(x: float | None, fmt: str) -> str:
-    return "–" if x is None else format(x, fmt)
+    return "-" if x is None else format(x, fmt)
 
 
 def quality_table(data: ReportData) -> Table | None:
@@ -60,7 +60,7 @@ def deploy_table(data: ReportData) -> Table | None:
             "cosine vs fp32", "kNN delta"]
     body = [[r.model, r.backend, r.format, r.precision, str(r.batch), _num(r.size_mb, ".1f"), f"{r.p50_ms:.2f}",
              f"{r.p99_ms:.2f}", f"{r.img_s:.1f}", _num(r.cosine, ".5f"),
-             "–" if r.knn_delta is None else f"{100 * r.knn_delta:+.2f} pt"] for r in data.deploy]
+             "-" if r.knn_delta is None else f"{100 * r.knn_delta:+.2f} pt"] for r in data.deploy]
     return head, body
 
 
@@ -70,7 +70,7 @@ def environment_table(data: ReportData) -> Table:
     rows = [["training device", f"{run.get('device', '?')} ({run.get('precision', '?')})"],
             ["benchmark CPU", f"{env.get('cpu', '?')} ({env.get('cores', '?')} cores, "
                               f"{env.get('threads', '?')} threads)"],
-            ["CPU flags", ", ".join(env.get("cpu_flags") or []) or "–"],
+            ["CPU flags", ", ".join(env.get("cpu_flags") or []) or "-"],
             ["GPU", (env.get("gpu") or {}).get("name", "none")],
             ["OS", env.get("os", "?")]]
     rows += [[k, v] for k, v in versions.items()]

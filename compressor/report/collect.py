@@ -145,10 +145,10 @@ class Headline:
     def text(self) -> str:
         parts = []
         if self.speedup is not None:
-            fast = f"{self.speedup:.1f}× faster" if self.speedup >= 1 else f"{1 / self.speedup:.1f}× slower"
+            fast = f"{self.speedup:.1f}x faster" if self.speedup >= 1 else f"{1 / self.speedup:.1f}x slower"
             parts.append(f"{fast} ({self.speedup_how})")
         if self.size_ratio is not None:
-            parts.append(f"{self.size_ratio:.1f}× smaller (parameters)")
+            parts.append(f"{self.size_ratio:.1f}x smaller (parameters)")
         if self.knn_kept is not None:
             parts.append(f"{100 * self.knn_kept:.0f}% of the teacher's kNN")
         return ", ".join(parts) if parts else "no teacher figures to compare with"

@@ -61,7 +61,7 @@ def training_curves(metrics: list[dict[str, Any]]) -> bytes | None:
 
 
 def latency_vs_accuracy(rows: list[DeployRow]) -> bytes | None:
-    """p50 latency per image (smallest measured batch) against kNN top-1, one point per model × format."""
+    """p50 latency per image (smallest measured batch) against kNN top-1, one point per model and format."""
     pts = [r for r in rows if r.knn is not None]
     if not pts:
         return None
