@@ -43,6 +43,8 @@ def distill(
     checkpoint_every: Annotated[int | None, typer.Option(
         help="Write a checkpoint every N steps (default 500).")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loading worker processes (default 0).")] = None,
+    eval_every: Annotated[int | None, typer.Option(
+        help="Log kNN top-1 on a small held-out subset every N steps (default 0: never).")] = None,
     trust_checkpoint: Annotated[bool, typer.Option(
         "--trust-checkpoint",
         help="Allow TorchScript teacher files (OpenAI CLIP .pt). Only for files you trust.")] = False,
@@ -65,6 +67,7 @@ def distill(
                  max_images=max_images, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                  image_size=image_size, peer_image_size=peer_image_size, device=device, precision=precision,
                  out=out, resume=resume or None, seed=seed, checkpoint_every=checkpoint_every, workers=workers,
+                 eval_every=eval_every,
                  trust_checkpoint=trust_checkpoint or None, recipe_config=parse_set_options(set_) or None)
     config_file = str(config) if config else None
     if resume and out and config_file is None and (Path(out) / "config.yaml").is_file():

@@ -41,6 +41,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     workers: int = 0
     log_every: int = 10
+    eval_every: int = 0  # kNN top-1 on a small held-out subset every N steps, into metrics.jsonl (0: never)
     trust_checkpoint: bool = False
     recipe_config: dict[str, Any] = field(default_factory=dict)
 
