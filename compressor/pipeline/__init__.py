@@ -18,7 +18,7 @@ from typing import Any
 
 from compressor.engine.config import resolve_config
 from compressor.errors import CompressorError
-from compressor.pipeline.config import QUICK, PipelineConfig, pipeline_config, read_run_config
+from compressor.pipeline.config import QUICK, PipelineConfig, pipeline_config, read_run_config, split_run_config
 from compressor.pipeline.stages import STAGES, Context
 from compressor.pipeline.state import PipelineState
 from compressor.registry import unknown_name_message
@@ -69,8 +69,7 @@ def run_pipeline(config: str | Path | dict[str, Any], *, overrides: dict[str, An
         the run directory and which stages ran or were skipped; the report is ``result.report``.
     """
     if isinstance(config, dict):
-        train_values, pipe_values = dict(config), dict(config.get("pipeline") or {})
-        train_values.pop("pipeline", None)
+        train_values, pipe_values = split_run_config(config, "the config")
         where, stem = "the config", "run"
     else:
         train_values, pipe_values = read_run_config(config)

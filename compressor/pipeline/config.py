@@ -27,7 +27,6 @@ from compressor.engine.config import (
     check_type,
     parse_scalar,
     parse_set_options,
-    read_yaml_config,
 )
 from compressor.errors import CompressorError
 
@@ -111,31 +110,40 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+def check_train_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Distill fields of a config, checked as ``compress distill --config`` checks them (names and types)."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            raise _unknown(name, FIELDS, f"key in {where}:")
+        out[name] = check_type(name, value, where)
+    return out
+
+
+def split_run_config(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the checked distill fields, the ``pipeline:`` mapping) of a ``compress run`` config."""
+    raw = dict(raw)
+    pipe = raw.pop("pipeline", None) or {}
+    if not isinstance(pipe, dict):
+        raise CompressorError(f"`pipeline:` in {where} must be a mapping such as {{export: [onnx, onnx-int8]}}")
+    return check_train_values(raw, where), pipe
+
+
 def read_run_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A ``compress run`` YAML: (the distill fields, checked like ``--config``; the ``pipeline:`` mapping)."""
+    """A ``compress run`` YAML file: see :func:`split_run_config`."""
     path = Path(path)
     if not path.is_file():
         raise CompressorError(f"config file {str(path)!r} does not exist")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise CompressorError(f"{path} is not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CompressorError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
     if not isinstance(raw, dict):
-        raise CompressorError(f"{path} must be a mapping of option: value")
-    pipe = raw.pop("pipeline", None) or {}
-    if not isinstance(pipe, dict):
-        raise CompressorError(f"`pipeline:` in {path} must be a mapping such as {{export: [onnx, onnx-int8]}}")
-    import tempfile
-
-    # The distill part goes through the very checks of `compress distill --config` (one reader, one message).
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=path.stem + ".") as tmp:
-        tmp.write(yaml.safe_dump(raw))
-        tmp.flush()
-        try:
-            train = read_yaml_config(tmp.name)
-        except CompressorError as err:
-            raise CompressorError(str(err).replace(tmp.name, str(path))) from None
-    return train, pipe
+        raise CompressorError(f"{path} must be a mapping of option: value (got {type(raw).__name__})")
+    return split_run_config(raw, str(path))
 
 
 def parse_distill_flags(args: list[str]) -> dict[str, Any]:
