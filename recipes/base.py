@@ -39,6 +39,7 @@ class RecipeConfig:
     warmup_fraction: float = 0.05  # of the total steps, linear warm-up before the cosine decay
     min_lr_fraction: float = 0.0  # the cosine ends at lr × this
     clip_grad: float = 3.0  # max gradient norm per optimiser; 0 disables
+    clip_per_parameter: bool = False  # clip each parameter's norm on its own (DINO) instead of the global one
     scale_lr_by_batch: bool = False  # lr × batch/256 (the papers' linear scaling rule)
 
 
