@@ -18,8 +18,11 @@ def demo(
     teacher_epochs: Annotated[int, typer.Option(help="Training epochs of the teacher (whole split).")] = 2,
     images: Annotated[int, typer.Option(help="The students' training images (a fixed subset).")] = 10_000,
 ) -> None:
-    """Train a teacher, distill a smaller student from it, train it alone with SimCLR, compare by kNN."""
+    """Train a teacher, distill a smaller student, train it alone, compare by kNN; then export the teacher and
+    the KD student to ONNX and INT8, bench them here and write report.md / report.html."""
     from compressor.demo import DemoConfig, run_demo
+    from compressor.demo_deploy import deploy_demo
+    from compressor.report.collect import collect, headline
 
     setup_logging()
     cfg = DemoConfig(out=out, data_root=data_root, epochs=epochs, teacher_epochs=teacher_epochs, images=images)
@@ -31,3 +34,6 @@ def demo(
     for name, acc in results.items():
         table.add_row(name, f"{100 * acc:.2f}%")
     Console().print(table)
+    html, student_run = deploy_demo(cfg, results)  # export, bench, report (compressor/demo_deploy.py)
+    typer.echo(f"{student_run.name} vs teacher: {headline(collect(student_run)).text()}")
+    typer.echo(f"report: {html} (and {html.with_suffix('.md')})")

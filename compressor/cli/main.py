@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from compressor import __version__
-from compressor.cli import bench, demo, distill, eval, export, list_cmd, pick
+from compressor.cli import bench, demo, distill, eval, export, list_cmd, pick, report, run
 from compressor.errors import CompressorError
 from compressor.plugins import load_plugins
 
@@ -33,6 +33,8 @@ app.command("bench")(bench.bench_cmd)
 app.command("pick")(pick.pick_cmd)
 app.command("list")(list_cmd.list_cmd)
 app.command("demo")(demo.demo)
+app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run.run_cmd)
+app.command("report")(report.report_cmd)
 
 
 def _print_version(value: bool) -> None:

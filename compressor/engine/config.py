@@ -54,6 +54,8 @@ class TrainConfig:
     keep_checkpoints: int = option(2, "How many of the newest checkpoints to keep.")
     workers: int = option(0, "Data-loading worker processes.")
     log_every: int = option(10, "Write metrics every N steps.")
+    eval_every: int = option(0, "Log kNN top-1 on a small held-out subset every N steps into metrics.jsonl "
+                                "(0: never).")
     trust_checkpoint: bool = option(False, "Allow TorchScript teacher files (OpenAI CLIP .pt). "
                                            "Only for files you trust.")
     recipe_config: dict[str, Any] = field(default_factory=dict, metadata={

@@ -74,6 +74,11 @@ class Trainer:
                                          1.0, rc.min_lr_fraction)
         fp16 = self.autocast_dtype is torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.knn = None
+        if cfg.eval_every > 0:
+            from compressor.eval.during import KnnMonitor
+
+            self.knn = KnnMonitor(cfg.data, cfg.data_root, self.device)
 
     def _write_config(self) -> None:
         """``config.yaml`` records resolved values (the student's input size, the recipe's full config)."""
@@ -175,6 +180,8 @@ class Trainer:
                         metrics.log(step, {**logs, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
                         if progress is not None and task is not None:
                             progress.update(task, loss=f"loss {last_loss:.4f}", ips=f"{ips:.0f} img/s")
+                    if self.knn is not None and (step % cfg.eval_every == 0 or step == self.total_steps):
+                        metrics.log(step, self.knn(recipe.student))  # eval mode inside, train mode after
                     if progress is not None and task is not None:
                         progress.advance(task)
                     if step % cfg.checkpoint_every == 0 or step == self.total_steps or self._stop_requested:

@@ -1,0 +1,227 @@
+"""The stages of ``compress run``, in order: distill → eval → export → bench → report.
+
+Each stage has a key (:mod:`compressor.pipeline.state`): its configuration and the digests of the files
+it reads. It writes its outputs atomically at its end, so an interrupted stage simply runs again;
+distill, the long one, resumes from its last checkpoint instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from compressor.engine.config import TrainConfig
+from compressor.errors import CompressorError
+from compressor.pipeline.config import PipelineConfig
+from compressor.pipeline.state import PipelineState, file_digest, stage_key
+from compressor.report import files
+from compressor.utils.io import atomic_write_text
+
+log = logging.getLogger("compressor")
+
+
+@dataclass
+class Context:
+    train: TrainConfig
+    pipe: PipelineConfig
+    run_dir: Path
+    state: PipelineState
+    progress: bool = True
+    force: bool = False  # this stage was named in --force
+
+    @property
+    def student_digest(self) -> str | None:
+        return file_digest(self.run_dir / "student.safetensors")
+
+    def teacher_run(self) -> Path | None:
+        """The teacher's run directory when the (first) teacher is a run of ours, else ``None``."""
+        names = self.train.teachers()
+        if names and (Path(names[0]).expanduser() / "student.json").is_file():
+            return Path(names[0]).expanduser()
+        return None
+
+    def teacher_id(self) -> dict:
+        t = self.teacher_run()
+        return {"teacher": self.train.teacher, "weights": self.train.teacher_weights,
+                "size": self.train.teacher_image_size,
+                "digest": file_digest(t / "student.safetensors") if t else None}
+
+    def needs_student(self, stage: str) -> None:
+        if not (self.run_dir / "student.json").is_file():
+            raise CompressorError(f"{stage} needs a trained student in {self.run_dir}; run the distill stage "
+                                  "first (drop --only)")
+
+
+# -- distill --------------------------------------------------------------------------------------------
+def distill_key(ctx: Context) -> str:
+    d = ctx.train.to_dict()
+    for k in ("out", "resume"):
+        d.pop(k, None)
+    return stage_key(config=d)
+
+
+def run_distill(ctx: Context, key: str) -> None:
+    from compressor.engine.checkpoint import list_checkpoints
+    from compressor.engine.trainer import train
+
+    run_dir = ctx.run_dir
+    has_run = bool(list_checkpoints(run_dir)) or (run_dir / "student.json").is_file()
+    resume = False
+    if has_run:
+        if ctx.force or ctx.state.started_with("distill") != key:
+            if not ctx.force:
+                raise CompressorError(f"{run_dir} holds a run of another configuration (or not made by "
+                                      "`compress run`); pass --force distill to train again (the old run is "
+                                      "moved aside, not deleted) or set another `out:`")
+            aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)
+            log.warning("moved the previous run to %s", aside)
+            ctx.state = PipelineState(run_dir)
+        else:
+            resume = bool(list_checkpoints(run_dir))
+            log.info("resuming the interrupted distillation in %s", run_dir)
+    ctx.state.start("distill", key)
+    cfg = TrainConfig(**{**ctx.train.to_dict(), "out": str(run_dir), "resume": resume})
+    train(cfg, progress=ctx.progress)
+
+
+# -- eval -----------------------------------------------------------------------------------------------
+def eval_key(ctx: Context) -> str:
+    return stage_key(pipe=ctx.pipe.section("eval_max_train", "eval_max_val", "linear", "teacher"),
+                     student=ctx.student_digest, data=[ctx.train.data, ctx.train.data_root],
+                     teacher=ctx.teacher_id())
+
+
+def run_eval(ctx: Context, key: str) -> None:
+    from compressor.data.datasets import build_dataset
+    from compressor.engine.setup import build_teachers, resolve_device
+    from compressor.eval.embed import evaluate_encoder
+    from compressor.models.saved import load_encoder
+
+    ctx.needs_student("eval")
+    tc, pc = ctx.train, ctx.pipe
+    device = resolve_device(tc.device)
+    bank, queries = build_dataset(tc.data, "train", tc.data_root), build_dataset(tc.data, "val", tc.data_root)
+
+    def knn(encoder) -> dict:
+        return evaluate_encoder(encoder.to(device), bank, queries, linear=pc.linear, limit_train=pc.eval_max_train,
+                                limit_val=pc.eval_max_val, device=str(device), progress=ctx.progress).to_dict()
+
+    out = knn(load_encoder(ctx.run_dir))
+    if pc.teacher and tc.teachers():
+        out["teacher"] = {"name": tc.teachers()[0], **knn(build_teachers(tc)[0])}
+    path = ctx.run_dir / files.EVAL_JSON
+    if path.is_file():  # a quality table added by the demo stays
+        quality = json.loads(path.read_text()).get("quality")
+        if quality:
+            out["quality"] = quality
+    atomic_write_text(path, json.dumps(out, indent=2) + "\n")
+    log.info("kNN top-1: student %.2f%%%s", 100 * out["knn_top1"],
+             f", teacher {100 * out['teacher']['knn_top1']:.2f}%" if "teacher" in out else "")
+
+
+# -- export ---------------------------------------------------------------------------------------------
+def export_key(ctx: Context) -> str:
+    return stage_key(pipe=ctx.pipe.section("export", "calib_size", "check_size", "teacher"),
+                     student=ctx.student_digest, data=[ctx.train.data, ctx.train.data_root],
+                     teacher=ctx.teacher_id())
+
+
+def run_export(ctx: Context, key: str) -> None:
+    """Each format of the student, and of the teacher when it is a run of ours (for its INT8 rows)."""
+    from compressor.export.exporter import ExportOptions, export_run, file_name
+
+    ctx.needs_student("export")
+    runs = [ctx.run_dir]
+    teacher = ctx.teacher_run()
+    if ctx.pipe.teacher and teacher is not None:
+        runs.append(teacher)
+    done = dict((ctx.state.records.get("export") or {}).get("formats") or {})
+    for run in runs:
+        for fmt in ctx.pipe.export:
+            fkey = stage_key(stage=key, run=str(run), format=fmt)
+            exists = (run / "export" / file_name(fmt, baked=False)).is_file()
+            if done.get(f"{run}:{fmt}") == fkey and exists and not ctx.force:  # done before an interruption
+                continue
+            opts = ExportOptions(format=fmt, calib_size=ctx.pipe.calib_size, check_size=ctx.pipe.check_size,
+                                 data=ctx.train.data, data_root=ctx.train.data_root)
+            res = export_run(run, opts)
+            log.info("exported %s", res.path)
+            done[f"{run}:{fmt}"] = fkey
+            ctx.state.records["export"] = {**ctx.state.records.get("export", {}), "formats": done}
+            ctx.state.save()
+
+
+# -- bench ----------------------------------------------------------------------------------------------
+def _bench_options(ctx: Context):
+    from compressor.export.bench import BenchOptions
+
+    p = ctx.pipe
+    return BenchOptions(backends=tuple(p.bench_backends), batches=tuple(p.bench_batches), threads=p.threads,
+                        warmup=p.bench_warmup, iters=p.bench_iters, seconds=p.bench_seconds,
+                        data=ctx.train.data, data_root=ctx.train.data_root, progress=ctx.progress)
+
+
+def bench_key(ctx: Context) -> str:
+    teacher = ctx.teacher_run()
+    return stage_key(pipe=ctx.pipe.section("bench_backends", "bench_batches", "bench_seconds", "bench_iters",
+                                           "bench_warmup", "threads", "teacher"),
+                     student=ctx.student_digest, manifest=file_digest(ctx.run_dir / "export" / "manifest.json"),
+                     teacher=ctx.teacher_id(),
+                     teacher_manifest=file_digest(teacher / "export" / "manifest.json") if teacher else None)
+
+
+def run_bench(ctx: Context, key: str) -> None:
+    from compressor.export.bench import bench
+
+    ctx.needs_student("bench")
+    opts = _bench_options(ctx)
+    bench(ctx.run_dir, opts).to_json(ctx.run_dir / files.BENCH_JSON)
+    teacher_path = ctx.run_dir / files.TEACHER_BENCH_JSON
+    if not (ctx.pipe.teacher and ctx.train.teachers()):
+        teacher_path.unlink(missing_ok=True)
+        return
+    teacher = ctx.teacher_run()
+    if teacher is not None:
+        bench(teacher, opts).to_json(teacher_path)
+    else:
+        from compressor.pipeline.teacher_bench import bench_teacher
+
+        bench_teacher(ctx.train, opts).to_json(teacher_path)
+
+
+# -- report ---------------------------------------------------------------------------------------------
+def report_key(ctx: Context) -> str:
+    names = ["config.yaml", "metrics.jsonl", "student.json", files.EVAL_JSON, files.BENCH_JSON,
+             files.TEACHER_BENCH_JSON, "export/manifest.json"]
+    return stage_key(inputs={n: file_digest(ctx.run_dir / n) for n in names})
+
+
+def run_report(ctx: Context, key: str) -> None:
+    from compressor.report import write_report
+
+    ctx.needs_student("report")
+    _, html = write_report(ctx.run_dir)
+    log.info("report: %s", html)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    key: Callable[[Context], str]
+    run: Callable[[Context, str], None]
+    outputs: tuple[str, ...]  # files that must exist for the stage to count as current
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("distill", distill_key, run_distill, ("student.json", "student.safetensors")),
+    Stage("eval", eval_key, run_eval, (files.EVAL_JSON,)),
+    Stage("export", export_key, run_export, ()),  # each format checks its own file
+    Stage("bench", bench_key, run_bench, (files.BENCH_JSON,)),
+    Stage("report", report_key, run_report, (files.REPORT_MD, files.REPORT_HTML)),
+)}
+
