@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,9 @@ def distill(
     trust_checkpoint: Annotated[bool, typer.Option(
         "--trust-checkpoint",
         help="Allow TorchScript teacher files (OpenAI CLIP .pt). Only for files you trust.")] = False,
+    teacher_cache: Annotated[str | None, typer.Option(
+        help="Folder of an on-disk cache of the teacher's embeddings of its deterministic view (mvmr); "
+             "filled on the fly or ahead with `compress cache build`.")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Recipe option key=value (repeatable), e.g. --set lr=3e-4 --set projector_dims=[512,512].")
     ] = None,
@@ -65,10 +69,13 @@ def distill(
                  max_images=max_images, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                  image_size=image_size, peer_image_size=peer_image_size, device=device, precision=precision,
                  out=out, resume=resume or None, seed=seed, checkpoint_every=checkpoint_every, workers=workers,
-                 trust_checkpoint=trust_checkpoint or None, recipe_config=parse_set_options(set_) or None)
+                 trust_checkpoint=trust_checkpoint or None, teacher_cache=teacher_cache,
+                 recipe_config=parse_set_options(set_) or None)
     config_file = str(config) if config else None
     if resume and out and config_file is None and (Path(out) / "config.yaml").is_file():
         config_file = str(Path(out) / "config.yaml")  # a resumed run keeps its own configuration
     cfg = resolve_config(flags, config_file)
     run_dir = train(cfg, progress=not quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     typer.echo(f"student written to {run_dir / 'student.safetensors'}; evaluate it with `compress eval {run_dir}`")

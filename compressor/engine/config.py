@@ -42,6 +42,7 @@ class TrainConfig:
     workers: int = 0
     log_every: int = 10
     trust_checkpoint: bool = False
+    teacher_cache: str | None = None  # folder of the on-disk teacher-embedding cache (compressor.data.teacher_cache)
     recipe_config: dict[str, Any] = field(default_factory=dict)
 
     def teachers(self) -> list[str]:
