@@ -39,6 +39,7 @@ class RecipeConfig:
     warmup_fraction: float = 0.05  # of the total steps, linear warm-up before the cosine decay
     min_lr_fraction: float = 0.0  # the cosine ends at lr × this
     clip_grad: float = 3.0  # max gradient norm per optimiser; 0 disables
+    clip_per_parameter: bool = False  # clip each parameter's norm on its own (DINO) instead of the global one
     scale_lr_by_batch: bool = False  # lr × batch/256 (the papers' linear scaling rule)
 
 
@@ -64,6 +65,8 @@ class Recipe(nn.Module):
     multi_teacher: ClassVar[bool] = False
     needs_peer: ClassVar[bool] = False
     needs_labels: ClassVar[bool] = False
+    # Config overrides that switch the distillation off: a peer recipe's "each model alone" control.
+    control_overrides: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: RecipeConfig, student: Encoder, *, teachers: list[Encoder] | None = None,
                  peer: Encoder | None = None, data: DataInfo | None = None) -> None:

@@ -33,6 +33,9 @@ def distill(
     batch_size: Annotated[int | None, typer.Option(help="Images per step (default 64).")] = None,
     image_size: Annotated[int | None, typer.Option(help="Student input size (default: the model's own).")] = None,
     peer_image_size: Annotated[int | None, typer.Option(help="Peer input size (default: --image-size).")] = None,
+    stem: Annotated[str | None, typer.Option(
+        help="CNN stem: auto (the authors' 3x3 stride-1 stem without max-pool below 96 px), imagenet or small.")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with the same fields as these flags "
@@ -67,7 +70,7 @@ def distill(
     flags = dict(student=student, teacher=teacher, teacher_weights=teacher_weights,
                  teacher_image_size=teacher_image_size, peer=peer, recipe=recipe, data=data, data_root=data_root,
                  max_images=max_images, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                 image_size=image_size, peer_image_size=peer_image_size, device=device, precision=precision,
+                 image_size=image_size, peer_image_size=peer_image_size, stem=stem, device=device, precision=precision,
                  out=out, resume=resume or None, seed=seed, checkpoint_every=checkpoint_every, workers=workers,
                  trust_checkpoint=trust_checkpoint or None, teacher_cache=teacher_cache,
                  recipe_config=parse_set_options(set_) or None)

@@ -31,6 +31,7 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 64
     image_size: int | None = None
+    stem: str = "auto"  # auto | imagenet | small: the small-input CNN stem (compressor/models/stems.py)
     peer_image_size: int | None = None
     device: str = "auto"
     precision: str = "auto"

@@ -103,8 +103,8 @@ def build_components(cfg: TrainConfig) -> Components:
         raise CompressorError(f"recipe {recipe_cls.name} is supervised and {cfg.data!r} has no labels; "
                               "put the images in one sub-folder per class")
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
-    student = build_student(cfg.student, cfg.image_size)
-    peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size) if cfg.peer else None
+    student = build_student(cfg.student, cfg.image_size, stem=cfg.stem)
+    peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
     teachers = build_teachers(cfg)
     info = DataInfo(num_classes=len(dataset.classes), batch_size=cfg.batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)

@@ -259,7 +259,7 @@ class Trainer:
             self.scaler.unscale_(opt)
             if recipe.cfg.clip_grad > 0:
                 params = [p for g in opt.param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, recipe.cfg.clip_grad)
+                clip_gradients(params, recipe.cfg.clip_grad, per_parameter=recipe.cfg.clip_per_parameter)
             self.scaler.step(opt)
             opt.zero_grad(set_to_none=True)
         self.scaler.update()
@@ -276,6 +276,16 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop_requested = True
         log.warning("SIGINT: saving a checkpoint after this step (press Ctrl-C again to abort)")
+
+
+def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, *, per_parameter: bool = False) -> None:
+    """Clip the global gradient norm of ``params`` to ``max_norm``, or each parameter's own (DINO's rule)."""
+    if not per_parameter:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    for p in params:
+        if p.grad is not None:
+            torch.nn.utils.clip_grad_norm_([p], max_norm)
 
 
 def _main_thread() -> bool:

@@ -27,7 +27,8 @@ def save_encoder(encoder: Encoder, run_dir: str | Path, name: str = "student", *
     weights = run_dir / f"{name}.safetensors"
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.backbone.state_dict().items()}
     atomic_write(weights, lambda p: save_file(state, str(p)))
-    meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim}
+    meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim,
+            "stem": getattr(encoder, "stem", "imagenet")}
     meta.update(extra)
     atomic_write_text(run_dir / f"{name}.json", json.dumps(meta, indent=2) + "\n")
     return weights
@@ -51,12 +52,14 @@ def load_encoder(run_dir: str | Path, name: str = "student") -> Encoder:
     """Rebuild a saved encoder (eval mode, on CPU) from a run directory."""
     meta = read_encoder_meta(run_dir, name)
     spec = InputSpec.from_dict(meta)
-    backbone = create_timm_backbone(meta["arch"], spec.image_size, pretrained=False)
+    stem = meta.get("stem", "imagenet")  # runs written before the option existed used timm's own stem
+    backbone = create_timm_backbone(meta["arch"], spec.image_size, stem=stem, pretrained=False)
     weights = Path(run_dir) / f"{name}.safetensors"
     try:
         state = load_file(str(weights))
     except Exception as err:  # safetensors raises several types for truncated/corrupt files
         raise CompressorError(f"cannot read {weights}: {err}") from err
     backbone.load_state_dict(state, strict=True)
-    enc = Encoder(backbone, name=str(run_dir), arch=meta["arch"], spec=spec, embed_dim=int(meta["embed_dim"]))
+    enc = Encoder(backbone, name=str(run_dir), arch=meta["arch"], spec=spec, embed_dim=int(meta["embed_dim"]),
+                  stem=stem)
     return enc.eval()
