@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compressor.data.transforms import AugmentConfig, Views, augment_transform
+from compressor.engine.distributed import gather_with_grad
 from compressor.losses.contrastive import nt_xent
 from compressor.models.encoder import Encoder
 from compressor.models.heads import mlp
@@ -124,6 +125,9 @@ class DoGo(Recipe[DoGoConfig]):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         z1 = self._project(self.student, self.head, batch["x1"], batch["y1"])
         z2 = self._project(self.peer, self.peer_head, batch["x2"], batch["y2"])
+        # Under DDP: NT-Xent negatives and the similarity distributions over the global batch.
+        z1 = (gather_with_grad(z1[0]), gather_with_grad(z1[1]))
+        z2 = (gather_with_grad(z2[0]), gather_with_grad(z2[1]))
         terms = dogo_losses(z1, z2, self.cfg)
         logs = {k: float(v.detach()) for k, v in terms.items() if k in ("ssl_1", "ssl_2", "kl_1", "kl_2")}
         logs["kd_share_1"] = self.cfg.w_1 * logs["kl_1"] / max(float(terms["loss_1"].detach()), 1e-12)

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from compressor.data.transforms import MVMR_AUG, Views, augment_transform, eval_transform
+from compressor.engine.distributed import gather_with_grad
 from compressor.losses.dcor import distance_correlation
 from compressor.models.heads import mlp
 from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
@@ -96,6 +97,7 @@ class MVMR(Recipe[MVMRConfig]):
     description = "MV-MR: distance-correlation distillation from a frozen teacher on two views"
     Config = MVMRConfig
     needs_teacher = True
+    teacher_cache_view = "t_o"  # T(x_o) depends on the image only: --teacher-cache can hold it
 
     def __init__(self, cfg: MVMRConfig, student, **kw) -> None:
         super().__init__(cfg, student, **kw)
@@ -105,8 +107,11 @@ class MVMR(Recipe[MVMRConfig]):
         self.register_buffer("_cached", torch.zeros(n, dtype=torch.bool), persistent=False)
 
     def teacher_embeddings(self, images: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-        """``T(x_o)``, from the per-image cache when ``cache_teacher`` is on."""
+        """``T(x_o)``, from the on-disk cache (``--teacher-cache``) or the in-memory one (``cache_teacher``)."""
         with torch.no_grad():
+            disk = getattr(self, "teacher_disk_cache", None)
+            if disk is not None and index is not None:
+                return disk.fetch(index, lambda todo: self.teacher(images[todo])).to(images.device)
             if index is None or self._cache.shape[0] == 0:
                 return self.teacher(images)
             todo = ~self._cached[index]
@@ -123,5 +128,7 @@ class MVMR(Recipe[MVMRConfig]):
         z_o = self.projector(self.student(batch["x_o"]))  # two passes: BatchNorm statistics per view
         z = self.projector(self.student(batch["x_a"]))
         t = self.teacher_embeddings(batch["t_o"], batch.get("index"))
+        # Under DDP every term (dCor, the variance hinge, the MSE) is over the global batch.
+        z, z_o, t = gather_with_grad(z), gather_with_grad(z_o), gather_with_grad(t)
         terms = mvmr_loss(z, z_o, t, self.cfg)
         return StepOutput(terms["loss"], {k: float(v.detach()) for k, v in terms.items() if k != "loss"})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from compressor.data.transforms import AugmentConfig, Views, augment_transform
+from compressor.engine.distributed import gather_with_grad
 from compressor.losses.contrastive import nt_xent
 from compressor.models.heads import mlp
 from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
@@ -44,4 +45,5 @@ class SimCLR(Recipe[SimCLRConfig]):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         n = batch["x1"].shape[0]
         z1, z2 = self.projector(self.student(torch.cat([batch["x1"], batch["x2"]]))).split(n)
+        z1, z2 = gather_with_grad(z1), gather_with_grad(z2)  # under DDP: negatives from the global batch
         return StepOutput(nt_xent(z1, z2, self.cfg.temperature))  # type: ignore[attr-defined]

@@ -5,6 +5,11 @@ drawn from ``(seed, epoch)``, and each sample's augmentations draw from a genera
 ``(seed, epoch, index)``. A run stopped after ``k`` batches of an epoch resumes by skipping exactly
 those ``k`` batches of the same permutation, so a resumed run sees the same images with the same
 augmentations as an uninterrupted one.
+
+Under DDP the batch size is the *global* batch: every rank draws the same permutation and takes
+its own contiguous slice of each global batch (rank ``r`` of ``N``: rows ``[r·B/N, (r+1)·B/N)``),
+so N processes see, between them, exactly the images and augmentations one process would, and the
+data position is still the step alone, whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -58,11 +63,18 @@ def collate_views(items: list[dict]) -> dict:
 
 
 class EpochBatchSampler(Sampler[list[int]]):
-    """Batches of a ``(seed, epoch)`` permutation, starting at batch ``start`` (for resume)."""
+    """Batches of a ``(seed, epoch)`` permutation, starting at batch ``start`` (for resume).
 
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int = 0, drop_last: bool = True):
+    With ``world_size > 1`` each batch is this rank's slice of the global batch of ``batch_size``.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int = 0, drop_last: bool = True,
+                 rank: int = 0, world_size: int = 1):
         self.n, self.batch_size, self.seed, self.epoch, self.start = n, batch_size, seed, epoch, start
         self.drop_last = drop_last
+        if batch_size % world_size:
+            raise ValueError(f"global batch {batch_size} is not divisible by {world_size} processes")
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         full = self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
@@ -71,19 +83,25 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist()
+        per_rank = self.batch_size // self.world_size
         for b in range(self.start, self.start + len(self)):
-            yield order[b * self.batch_size: (b + 1) * self.batch_size]
+            batch = order[b * self.batch_size: (b + 1) * self.batch_size]
+            yield batch[self.rank * per_rank: (self.rank + 1) * per_rank] if self.world_size > 1 else batch
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
     return max(1, n // batch_size)
 
 
-def epoch_loader(ds: ViewDataset, batch_size: int, epoch: int, start: int, workers: int, seed: int) -> DataLoader:
-    """The loader of one epoch (from batch ``start``); drop_last keeps every step's batch size equal."""
+def epoch_loader(ds: ViewDataset, batch_size: int, epoch: int, start: int, workers: int, seed: int,
+                 rank: int = 0, world_size: int = 1) -> DataLoader:
+    """The loader of one epoch (from batch ``start``); drop_last keeps every step's batch size equal.
+
+    ``batch_size`` is global; under DDP this rank's loader yields its slice of each global batch.
+    """
     ds.epoch = epoch
     bs = min(batch_size, len(ds))
-    sampler = EpochBatchSampler(len(ds), bs, seed, epoch, start)
+    sampler = EpochBatchSampler(len(ds), bs, seed, epoch, start, rank=rank, world_size=world_size)
     # Its own generator: a DataLoader otherwise draws its workers' base seed from the global RNG,
     # which would make the training RNG depend on where a run was resumed.
     gen = torch.Generator().manual_seed(seed * 7919 + epoch)

@@ -56,6 +56,9 @@ class TrainConfig:
     log_every: int = option(10, "Write metrics every N steps.")
     eval_every: int = option(0, "Log kNN top-1 on a small held-out subset every N steps into metrics.jsonl "
                                 "(0: never).")
+    teacher_cache: str | None = option(None, "Folder of an on-disk cache of the teacher's embeddings of its "
+                                             "deterministic view (mvmr); filled on the fly or ahead with "
+                                             "`compress cache build`.")
     trust_checkpoint: bool = option(False, "Allow TorchScript teacher files (OpenAI CLIP .pt). "
                                            "Only for files you trust.")
     recipe_config: dict[str, Any] = field(default_factory=dict, metadata={

@@ -4,6 +4,10 @@ Per step: the learning rate is looked up in precomputed schedules → forward (a
 loss check → backward → recipe hook → gradient clipping → optimiser steps → recipe's end-of-step
 hook (EMA, queues) → log → checkpoint. The data position is the step itself: epoch = step // B and
 the batch inside it = step % B, which the loader resumes exactly (``compressor.data.loader``).
+
+Under ``torchrun`` the same loop runs in every process (``compressor.engine.distributed``): the
+recipe's step runs inside DDP, each rank loads its slice of the global batch, and only rank 0
+writes the run directory, the logs and the progress bar.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 import torch
 
 from compressor.data.loader import ViewDataset, batches_per_epoch, epoch_loader
+from compressor.engine import distributed as ddp
 from compressor.engine.checkpoint import (
     list_checkpoints,
     load_latest_checkpoint,
@@ -46,6 +51,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, progress: bool = True) -> None:
         self.cfg = cfg
         self.progress = progress
+        self.dist = ddp.context_from_env()
+        if not self.dist.is_main:  # one voice: the other ranks only warn
+            log.setLevel(max(log.getEffectiveLevel(), logging.WARNING))
+        if self.dist.enabled and not cfg.out:
+            raise CompressorError("under torchrun every process must write to the same run directory: pass --out DIR")
         self.run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
         if not cfg.resume and list_checkpoints(self.run_dir):
             raise CompressorError(f"{self.run_dir} already holds a run; pass --resume to continue it or "
@@ -58,12 +68,23 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.cfg
         c = build_components(cfg)
-        self.device, self.autocast_dtype, self.recipe = c.device, c.autocast_dtype, c.recipe
+        self.device, self.autocast_dtype, self.recipe = self.dist.device(c.device), c.autocast_dtype, c.recipe
+        self.dist.init(self.device)
+        if self.dist.enabled:
+            ddp.convert_batchnorm(self.recipe, self.device)
         self.recipe.to(self.device)
         if self.device.type == "cuda":
             self.recipe.to(memory_format=torch.channels_last)
+        self.step_fn = ddp.wrap_step(self.recipe, self.dist, self.device)
+        if cfg.teacher_cache:
+            from compressor.data.teacher_cache import attach_cache
+
+            attach_cache(self.recipe, c.dataset, cfg.teacher_cache, is_main=self.dist.is_main)
         self.data = ViewDataset(c.dataset, self.recipe.views(), seed=cfg.seed)
         self.batch_size = c.batch_size
+        if self.batch_size % self.dist.world_size:
+            raise CompressorError(f"--batch-size is the global batch and must be divisible by the "
+                                  f"{self.dist.world_size} processes; got {self.batch_size}")
         self.steps_per_epoch = batches_per_epoch(len(c.dataset), self.batch_size)
         # resolve_config sets epochs when max_steps is absent, so one of the two is always given
         total = cfg.epochs * self.steps_per_epoch if cfg.epochs else (cfg.max_steps or self.steps_per_epoch)
@@ -101,13 +122,18 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def _state(self, step: int) -> dict:
+        rngs = ddp.gather_objects(rng_state())  # a collective: every rank calls _save
         return {"step": step, "recipe": self.recipe.trainable_state_dict(),
                 "optimizers": [o.state_dict() for o in self.optimizers], "scaler": self.scaler.state_dict(),
-                "rng": rng_state(), "config": {"recipe": self.cfg.recipe, "student": self.cfg.student}}
+                "rng": rngs[0], "rng_ranks": rngs, "world_size": self.dist.world_size,
+                "config": {"recipe": self.cfg.recipe, "student": self.cfg.student}}
 
     def _save(self, step: int) -> None:
+        state = self._state(step)
+        if not self.dist.is_main:
+            return
         try:
-            save_checkpoint(self.run_dir, step, self._state(step), keep=self.cfg.keep_checkpoints)
+            save_checkpoint(self.run_dir, step, state, keep=self.cfg.keep_checkpoints)
         except OSError as err:  # e.g. ENOSPC: the temporary file is removed, older checkpoints stay
             kept = list_checkpoints(self.run_dir)
             last = f"the checkpoint of step {kept[-1][0]} is kept" if kept else "no earlier checkpoint exists"
@@ -122,7 +148,15 @@ class Trainer:
         for opt, s in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(s)
         self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        if len(ranks) == self.dist.world_size:
+            set_rng_state(ranks[self.dist.rank])
+        else:  # another world size: the data order is unchanged, the loop's own randomness is reseeded
+            log.warning("resuming a %d-process run with %d processes: the data order and augmentations continue "
+                        "exactly; the loop's own random draws (masks, dropout) are reseeded", len(ranks),
+                        self.dist.world_size)
+            set_rng_state(ranks[0])
+            torch.manual_seed(self.cfg.seed + 1 + 1_000_003 * (self.dist.rank + 1) + int(state["step"]))
         log.info("resumed from %s (step %d)", path, state["step"])
         return int(state["step"])
 
@@ -130,16 +164,21 @@ class Trainer:
     def fit(self) -> Path:
         self._setup()
         step = self._restore() if self.cfg.resume else 0
-        if not self.cfg.resume:
-            torch.manual_seed(self.cfg.seed + 1)  # the loop's own randomness (masks, dropout)
-        self._write_config()
-        metrics = MetricsLog(self.run_dir, resume_step=step)
+        if not self.cfg.resume:  # the loop's own randomness (masks, dropout); one stream per rank
+            torch.manual_seed(self.cfg.seed + 1 + 1_000_003 * self.dist.rank)
+        metrics: MetricsLog | None = None
+        if self.dist.is_main:
+            self._write_config()
+            metrics = MetricsLog(self.run_dir, resume_step=step)
         skipped: set[str] = set()
         previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         try:
             step = self._loop(step, metrics, skipped)
         finally:
-            metrics.close()
+            if metrics is not None:
+                metrics.close()
+            if self.dist.enabled and self._stop_requested:
+                ddp.shutdown()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         if skipped:
@@ -147,23 +186,28 @@ class Trainer:
         if self._stop_requested:
             raise CompressorError(f"interrupted: checkpoint saved at step {step}; continue with "
                                   f"`compress distill --resume --out {self.run_dir}`", exit_code=130)
-        for name, enc in self.recipe.saved_models().items():
-            save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
-                         teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
+        if self.dist.is_main:
+            for name, enc in self.recipe.saved_models().items():
+                save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
+                             teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
+        ddp.barrier()  # no rank reports success before the student is written
+        ddp.shutdown()
         return self.run_dir
 
-    def _loop(self, step: int, metrics: MetricsLog, skipped: set[str]) -> int:
+    def _loop(self, step: int, metrics: MetricsLog | None, skipped: set[str]) -> int:
         cfg, recipe = self.cfg, self.recipe
         recipe.train()
         window_t, window_n, last_loss = time.perf_counter(), 0, float("nan")
         logs: dict[str, float] = {"loss": last_loss}
-        bar = make_progress("loss", "ips") if self.progress else contextlib.nullcontext()
+        bar = make_progress("loss", "ips") if self.progress and self.dist.is_main else contextlib.nullcontext()
         with bar as progress:
             task = progress.add_task(f"{cfg.recipe}", total=self.total_steps, completed=step, loss="", ips="") \
                 if progress else None
-            while step < self.total_steps and not self._stop_requested:
+            stop = False
+            while step < self.total_steps and not stop:
                 epoch, start = divmod(step, self.steps_per_epoch)
-                loader = epoch_loader(self.data, self.batch_size, epoch, start, cfg.workers, cfg.seed)
+                loader = epoch_loader(self.data, self.batch_size, epoch, start, cfg.workers, cfg.seed,
+                                      rank=self.dist.rank, world_size=self.dist.world_size)
                 good_batches = 0
                 for batch in loader:
                     for f in batch.pop("_skipped"):
@@ -172,21 +216,31 @@ class Trainer:
                         good_batches += 1
                         logs = self._train_step(step, batch)
                         last_loss = logs["loss"]
-                        window_n += batch["index"].shape[0]
+                        window_n += batch["index"].shape[0] * self.dist.world_size
                     step += 1
-                    if step % cfg.log_every == 0 or step == self.total_steps:
+                    logging_step = step % cfg.log_every == 0 or step == self.total_steps
+                    # Under DDP the ranks agree on a stop request at log steps (a SIGINT may reach them
+                    # at different steps, and a rank that stopped alone would hang the others).
+                    stop = ddp.any_rank(self._stop_requested, self.device) if self.dist.enabled and logging_step \
+                        else (self._stop_requested and not self.dist.enabled)
+                    self._stop_requested = self._stop_requested or stop
+                    if logging_step:
                         ips = window_n / max(1e-9, time.perf_counter() - window_t)
                         window_t, window_n = time.perf_counter(), 0
-                        metrics.log(step, {**logs, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
+                        logs = ddp.mean_over_ranks(logs, self.device)
+                        last_loss = logs["loss"]
+                        if metrics is not None:
+                            metrics.log(step, {**logs, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
                         if progress is not None and task is not None:
                             progress.update(task, loss=f"loss {last_loss:.4f}", ips=f"{ips:.0f} img/s")
-                    if self.knn is not None and (step % cfg.eval_every == 0 or step == self.total_steps):
+                    if self.knn is not None and metrics is not None and (
+                            step % cfg.eval_every == 0 or step == self.total_steps):
                         metrics.log(step, self.knn(recipe.student))  # eval mode inside, train mode after
                     if progress is not None and task is not None:
                         progress.advance(task)
-                    if step % cfg.checkpoint_every == 0 or step == self.total_steps or self._stop_requested:
+                    if step % cfg.checkpoint_every == 0 or step == self.total_steps or stop:
                         self._save(step)
-                    if step >= self.total_steps or self._stop_requested:
+                    if step >= self.total_steps or stop:
                         break
                 if good_batches == 0 and skipped:  # a whole pass with no readable image
                     raise CompressorError(f"every image failed to load (for example {sorted(skipped)[0]}); "
@@ -203,9 +257,8 @@ class Trainer:
             else contextlib.nullcontext()
         try:
             with autocast:
-                out = recipe.step(batch)
-            loss = out.loss
-            if not torch.isfinite(loss):  # a CPU-GPU sync point, worth it: a NaN run is lost work
+                loss, step_logs = self.step_fn(batch)
+            if not ddp.all_finite(loss):  # a CPU-GPU sync point, worth it: a NaN run is lost work
                 raise TrainingDiverged(f"the loss became {float(loss.detach())} at step {step + 1}; the last good "
                                        f"checkpoint in {self.run_dir / 'checkpoints'} is kept. Lower the "
                                        "learning rate (--set lr=...) or use --precision fp32")
@@ -223,7 +276,7 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
         self.scaler.update()
         recipe.on_step_end(step, self.total_steps)
-        return {"loss": float(loss.detach()), **out.logs}
+        return {"loss": float(loss.detach()), **step_logs}
 
     def _to_device(self, v: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda" and v.ndim == 4:  # images: channels_last like the models

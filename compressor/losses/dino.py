@@ -15,7 +15,8 @@ Example::
     loss = DINOLoss(out_dim=65536)
     l = loss([s_g1, s_g2, s_l1, ...], [t_g1, t_g2], teacher_temp=0.04)
 
-Single process: under DDP the batch centre would need an all-reduce (DINO's ``update_center``).
+Under DDP the centre is updated with the mean over the global batch (gathered from every rank, as
+DINO's ``update_center`` all-reduces it), so every rank keeps the same centre.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from compressor.losses.queue import gather_from_ranks
 
 
 def _full(x: torch.Tensor) -> torch.Tensor:
@@ -68,6 +71,7 @@ class DINOLoss(nn.Module):
     @torch.no_grad()
     def update_center(self, teacher: torch.Tensor) -> None:
         """``c ← m·c + (1 − m)·mean(teacher)`` over every row (all teacher crops of the batch)."""
+        teacher = gather_from_ranks(teacher)  # the global batch under DDP
         m = self.center_momentum
         self.center.mul_(m).add_(teacher.mean(dim=0, keepdim=True).to(self.center.dtype), alpha=1 - m)
 

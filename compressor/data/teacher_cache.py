@@ -1,0 +1,210 @@
+"""A teacher-embedding cache on disk: each image's embedding of a deterministic view, computed once.
+
+For a recipe whose teacher sees a view that does not depend on the epoch (MV-MR's ``x_o``: resize +
+centre crop), ``T(view(image))`` is a function of the image alone. The cache keeps it in a
+memory-mapped ``.npy`` file (N×D float32) next to a fill mask (N bools), so it is reused across
+epochs, runs and DDP ranks (each rank fills the rows of its own images), and a partly filled cache
+simply continues. ``meta.json`` holds the key the embeddings depend on:
+
+* the data set's identity (``dataset_identity``: file names, sizes and mtimes, or the parameters
+  of a generated set, and the subset taken by ``--max-images``),
+* the teacher's name and a hash of its weights,
+* the teacher's input size and normalisation, and the embedding width.
+
+Opening a cache whose key differs is refused with a message naming each field that differs.
+Rows are written before their fill flags, and both files are flushed after each batch, so a
+killed process leaves at worst rows that are computed again, never a flag over a missing row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from compressor.errors import CompressorError
+from compressor.utils.io import atomic_write_text
+
+VERSION = 1
+
+
+def dataset_identity(ds: Any) -> str:
+    """A digest of what the images are: file list with sizes and mtimes, or a generated set's parameters."""
+    h = hashlib.sha256()
+    indices = None
+    while isinstance(ds, torch.utils.data.Subset):  # --max-images: which images of the base set
+        indices = list(ds.indices) if indices is None else [int(ds.indices[i]) for i in indices]
+        ds = ds.dataset
+    h.update(type(ds).__name__.encode())
+    h.update(str(len(ds)).encode())
+    files = getattr(ds, "files", None)
+    if files is not None:
+        for f in files:
+            st = os.stat(f)
+            h.update(f"{Path(f).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    else:
+        for name in ("folder", "split", "size", "image_size", "num_classes", "seed"):
+            if hasattr(ds, name):
+                h.update(f"{name}={getattr(ds, name)}\n".encode())
+        arr = getattr(ds, "images", None)  # an in-memory set (Fashion-MNIST): its pixels
+        if isinstance(arr, np.ndarray):
+            h.update(hashlib.sha256(np.ascontiguousarray(arr).tobytes()).digest())
+        folder = getattr(ds, "folder", None)
+        if folder is not None and Path(folder).is_dir():
+            for p in sorted(Path(folder).iterdir()):
+                st = p.stat()
+                h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    if indices is not None:
+        h.update(np.asarray(indices, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of every tensor of the teacher's state dict."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}\0{tuple(t.shape)}\0{t.dtype}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cache_key(dataset: Any, teacher: Any) -> dict[str, Any]:
+    """The key of ``teacher``'s (an ``Encoder``) embeddings of ``dataset``'s deterministic view."""
+    spec = teacher.spec
+    return {"version": VERSION, "dataset": dataset_identity(dataset), "num_images": len(dataset),
+            "teacher": str(getattr(teacher, "info", {}).get("name", getattr(teacher, "name", "?"))),
+            "weights": weights_hash(teacher), "image_size": int(spec.image_size),
+            "mean": [float(v) for v in spec.mean], "std": [float(v) for v in spec.std],
+            "dim": int(teacher.embed_dim)}
+
+
+_NAMES = {"dataset": "data set (files, sizes or mtimes)", "num_images": "number of images",
+          "teacher": "teacher", "weights": "teacher weights", "image_size": "teacher input size",
+          "mean": "normalisation mean", "std": "normalisation std", "dim": "embedding width",
+          "version": "cache format version"}
+
+
+class TeacherCache:
+    """``embeddings.npy`` (N×D float32) + ``filled.npy`` (N bool) + ``meta.json`` in one folder."""
+
+    def __init__(self, folder: str | Path, key: dict[str, Any], *, create: bool = True) -> None:
+        self.folder = Path(folder)
+        meta = self.folder / "meta.json"
+        n, d = int(key["num_images"]), int(key["dim"])
+        if meta.is_file():
+            old = json.loads(meta.read_text())
+            diff = [k for k in _NAMES if old.get(k) != key.get(k)]
+            if diff:
+                what = "; ".join(f"{_NAMES[k]}: cache {_short(old.get(k))}, now {_short(key.get(k))}" for k in diff)
+                raise CompressorError(f"teacher cache {self.folder} was built for another {what}. Use another "
+                                      "--teacher-cache folder (or delete this one)")
+        elif not create:
+            raise CompressorError(f"{self.folder} is not a teacher cache (no meta.json); build one with "
+                                  "`compress cache build`")
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            np.lib.format.open_memmap(self.folder / "embeddings.npy", mode="w+", dtype=np.float32,
+                                      shape=(n, d)).flush()
+            np.lib.format.open_memmap(self.folder / "filled.npy", mode="w+", dtype=np.bool_, shape=(n,)).flush()
+            atomic_write_text(meta, json.dumps(key, indent=2) + "\n")  # last: marks the files complete
+        self.key = key
+        self.emb = np.load(self.folder / "embeddings.npy", mmap_mode="r+")
+        self.filled = np.load(self.folder / "filled.npy", mmap_mode="r+")
+
+    def __len__(self) -> int:
+        return int(self.filled.shape[0])
+
+    @property
+    def num_filled(self) -> int:
+        return int(self.filled.sum())
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.filled.all())
+
+    def store(self, index: torch.Tensor, embeddings: torch.Tensor) -> None:
+        idx = index.detach().cpu().numpy()
+        self.emb[idx] = embeddings.detach().float().cpu().numpy()
+        self.emb.flush()  # the rows first, then the flags that vouch for them
+        self.filled[idx] = True
+        self.filled.flush()
+
+    def fetch(self, index: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The embeddings of images ``index``; the missing ones come from ``compute(mask)`` and are stored."""
+        idx = index.detach().cpu()
+        todo = torch.from_numpy(~self.filled[idx.numpy()].copy())
+        if todo.any():
+            self.store(idx[todo], compute(todo.to(index.device)))
+        return torch.from_numpy(self.emb[idx.numpy()].copy())
+
+
+def _short(v: Any) -> str:
+    s = str(v)
+    return s[:12] + "…" if len(s) > 16 else s
+
+
+class _TeacherViews(torch.utils.data.Dataset):
+    """The teacher's deterministic view of the images ``rows`` of ``base`` (for building a cache)."""
+
+    def __init__(self, base: Any, rows: list[int], spec: Any) -> None:
+        from compressor.data.transforms import eval_transform
+
+        self.base, self.rows, self.tf = base, rows, eval_transform(spec)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img, _ = self.base[self.rows[i]]
+        if img is None:
+            raise CompressorError(f"image {self.rows[i]} of the data set cannot be read; a teacher cache needs "
+                                  "every image")
+        return self.tf(img), self.rows[i]
+
+
+@torch.no_grad()
+def fill_cache(cache: TeacherCache, teacher: Any, dataset: Any, *, batch_size: int = 256, workers: int = 0,
+               device: str | torch.device = "cpu", progress: Callable[[int], None] | None = None) -> int:
+    """Compute the embeddings of every image not yet in ``cache`` (in index order); returns how many."""
+    rows = np.flatnonzero(~np.asarray(cache.filled)).tolist()
+    if not rows:
+        return 0
+    loader = torch.utils.data.DataLoader(_TeacherViews(dataset, rows, teacher.spec), batch_size=batch_size,
+                                         num_workers=workers, pin_memory=torch.device(device).type == "cuda")
+    teacher.to(device).eval()
+    done = 0
+    for images, index in loader:
+        cache.store(index, teacher(images.to(device, non_blocking=True)).float())
+        done += len(index)
+        if progress is not None:
+            progress(done)
+    return done
+
+
+def attach_cache(recipe: Any, dataset: Any, folder: str | Path, *, is_main: bool = True) -> TeacherCache:
+    """Open (rank 0: create) the cache of ``recipe``'s teacher and hand it to the recipe.
+
+    Only recipes that declare ``teacher_cache_view`` (the name of the view their teacher reads, which
+    must not depend on the epoch) take a cache.
+    """
+    from compressor.engine.distributed import barrier
+
+    if not getattr(recipe, "teacher_cache_view", None):
+        raise CompressorError(f"recipe {getattr(recipe, 'name', '?')} has no deterministic teacher view to "
+                              "cache; drop --teacher-cache (mvmr takes one)")
+    key = cache_key(dataset, recipe.teacher)
+    if is_main:
+        cache = TeacherCache(folder, key)
+        barrier()
+    else:
+        barrier()
+        cache = TeacherCache(folder, key, create=False)
+    recipe.teacher_disk_cache = cache
+    return cache
