@@ -21,6 +21,10 @@ def distill(
         help="Local teacher checkpoint in its official format, or `random` (no pretrained weights). "
              "Needed offline.")] = None,
     teacher_image_size: Annotated[int | None, typer.Option(help="Teacher input size (default: its own).")] = None,
+    student_weights: Annotated[str | None, typer.Option(
+        help="Start the student from a local timm/HF/torchvision weights file, or `pretrained` (timm's weights "
+             "from the hub cache, or the hub when online). The classifier is dropped; every other key must fit.")
+    ] = None,
     peer: Annotated[str | None, typer.Option(help="Second trainable model for peer recipes (dogo, mokd, css).")] = None,
     recipe: Annotated[str | None, typer.Option(help="Recipe (see `compress list recipes`). Default mvmr.")] = None,
     data: Annotated[str | None, typer.Option(help="A folder of images (class sub-folders give labels), "
@@ -61,7 +65,8 @@ def distill(
 
     setup_logging()
     flags = dict(student=student, teacher=teacher, teacher_weights=teacher_weights,
-                 teacher_image_size=teacher_image_size, peer=peer, recipe=recipe, data=data, data_root=data_root,
+                 teacher_image_size=teacher_image_size, student_weights=student_weights, peer=peer, recipe=recipe,
+                 data=data, data_root=data_root,
                  max_images=max_images, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                  image_size=image_size, peer_image_size=peer_image_size, device=device, precision=precision,
                  out=out, resume=resume or None, seed=seed, checkpoint_every=checkpoint_every, workers=workers,

@@ -22,6 +22,7 @@ class TrainConfig:
     teacher: str | None = None  # comma-separated for several teachers (moma)
     teacher_weights: str | None = None  # a path, `random`, or comma-separated per teacher
     teacher_image_size: int | None = None
+    student_weights: str | None = None  # start the student from a local timm/HF/torchvision file or `pretrained`
     peer: str | None = None
     recipe: str = "mvmr"
     data: str = ""

@@ -84,7 +84,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(d, sort_keys=False))
         teachers = [getattr(t, "info", {"name": t.name}) for t in self.recipe.teachers]
-        meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers,
+        student = getattr(self.recipe.student, "weights_info", None) or {"weights": "random init"}
+        meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers, "student": student,
                 "device": str(self.device), "precision": str(self.autocast_dtype or "fp32"),
                 "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                 "torch": torch.__version__}

@@ -315,7 +315,7 @@ def build_teacher(
         if dropped:
             log.info("teacher %s: dropped unused keys of %s: %s", spec.name, label, describe_dropped(dropped))
         with torch.no_grad():
-            load_strict(backbone, spec.adapt(state, backbone), source=label, what=spec.name)
+            load_strict(backbone, spec.adapt(state, backbone), source=label, what=f"teacher {spec.name}")
     dim = _output_dim(backbone)
     if spec.embed_dim and dim != spec.embed_dim:
         raise RuntimeError(f"teacher {spec.name}: backbone gives {dim} features, spec says {spec.embed_dim}")
