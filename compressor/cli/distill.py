@@ -46,6 +46,8 @@ def distill(
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         help="Write a checkpoint every N steps (default 500).")] = None,
+    keep_checkpoints: Annotated[int | None, typer.Option(
+        help="Checkpoints to keep (default: the newest 2 while training, the last one once finished).")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loading worker processes (default 0).")] = None,
     trust_checkpoint: Annotated[bool, typer.Option(
         "--trust-checkpoint",
@@ -69,7 +71,8 @@ def distill(
                  data=data, data_root=data_root,
                  max_images=max_images, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                  image_size=image_size, peer_image_size=peer_image_size, device=device, precision=precision,
-                 out=out, resume=resume or None, seed=seed, checkpoint_every=checkpoint_every, workers=workers,
+                 out=out, resume=resume or None, seed=seed, checkpoint_every=checkpoint_every,
+                 keep_checkpoints=keep_checkpoints, workers=workers,
                  trust_checkpoint=trust_checkpoint or None, recipe_config=parse_set_options(set_) or None)
     config_file = str(config) if config else None
     if resume and out and config_file is None and (Path(out) / "config.yaml").is_file():

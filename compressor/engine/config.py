@@ -39,7 +39,7 @@ class TrainConfig:
     resume: bool = False
     seed: int = 0
     checkpoint_every: int = 500
-    keep_checkpoints: int = 2
+    keep_checkpoints: int | None = None  # newest N kept; unset: 2 while training, the last one once finished
     workers: int = 0
     log_every: int = 10
     trust_checkpoint: bool = False
@@ -123,7 +123,7 @@ def resolve_config(flags: dict[str, Any], config_file: str | None = None) -> Tra
     if cfg.epochs is None and cfg.max_steps is None:
         cfg.epochs = 1
     for name in ("batch_size", "checkpoint_every", "keep_checkpoints"):
-        if getattr(cfg, name) < 1:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise CompressorError(f"--{name.replace('_', '-')} must be at least 1")
     return cfg
 

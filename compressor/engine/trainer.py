@@ -99,7 +99,7 @@ class Trainer:
 
     def _save(self, step: int) -> None:
         try:
-            save_checkpoint(self.run_dir, step, self._state(step), keep=self.cfg.keep_checkpoints)
+            save_checkpoint(self.run_dir, step, self._state(step), keep=self.cfg.keep_checkpoints or 2)
         except OSError as err:  # e.g. ENOSPC: the temporary file is removed, older checkpoints stay
             kept = list_checkpoints(self.run_dir)
             last = f"the checkpoint of step {kept[-1][0]} is kept" if kept else "no earlier checkpoint exists"
@@ -142,6 +142,10 @@ class Trainer:
         for name, enc in self.recipe.saved_models().items():
             save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
                          teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
+        # a finished run keeps only its last checkpoint (still resumable with a larger --max-steps) unless
+        # --keep-checkpoints says otherwise: with the default projector they are ~70x the student's size
+        for _, old in list_checkpoints(self.run_dir)[:-(self.cfg.keep_checkpoints or 1)]:
+            old.unlink(missing_ok=True)
         return self.run_dir
 
     def _loop(self, step: int, metrics: MetricsLog, skipped: set[str]) -> int:

@@ -1,4 +1,4 @@
-"""``--student-weights``: local timm/torchvision files and timm's hub-cache weights land strictly, classifier dropped."""
+"""``--student-weights``: local timm/torchvision files and hub-cache weights land strictly, classifier dropped."""
 
 from __future__ import annotations
 
