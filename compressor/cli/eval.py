@@ -20,7 +20,7 @@ def eval_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     data: Annotated[str | None, typer.Option(help="Data SPEC to evaluate on (default: the run's --data).")] = None,
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here (they always go to RUN/eval.json).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="A copy of RUN/eval.json here.")] = None,
     linear: Annotated[bool, typer.Option(help="Also fit a linear probe.")] = True,
     max_train: Annotated[int | None, typer.Option(help="Use at most N training images as the kNN bank.")] = None,
     max_val: Annotated[int | None, typer.Option(help="Use at most N validation images as queries.")] = None,
