@@ -1,3 +1,3 @@
 """Imports every command module so each registers itself on the app (one module per command)."""
 
-from compressor.cli import bench, demo, distill, eval, export, list_cmd  # noqa: F401
+from compressor.cli import bench, demo, distill, embed, eval, export, list_cmd  # noqa: F401
