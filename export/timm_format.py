@@ -24,6 +24,7 @@ from compressor.errors import CompressorError
 from compressor.export.exporter import ExportOptions, ExportResult
 from compressor.export.manifest import record_export
 from compressor.models.saved import read_encoder_meta
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write, atomic_write_text
 
 SUBDIR = "timm"
@@ -67,7 +68,7 @@ def _bench_table(run_dir: Path) -> str:
 def model_card(run_dir: Path, meta: dict[str, Any], cfg: dict[str, Any]) -> str:
     """README.md: what the student is, what it was distilled from and on, how good and how fast."""
     teachers = ", ".join(f"`{t.get('name')}` ({t.get('weights')})" for t in meta.get("teachers", [])) or "none"
-    eval_path = run_dir / "eval.json"
+    eval_path = RunDir(run_dir).eval_path
     ev = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
     knn = f"{100 * ev['knn_top1']:.2f}% kNN top-1 (k=20) on `{ev.get('data')}`" if "knn_top1" in ev \
         else "not evaluated yet (`compress eval RUN`)"
@@ -126,13 +127,11 @@ def export_timm(run_dir: str | Path, opts: ExportOptions) -> ExportResult:
     """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``RUN/export/timm/``."""
     run_dir = Path(run_dir)
     meta = read_encoder_meta(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    import yaml
-
-    cfg = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+    rd = RunDir(run_dir)
+    cfg = rd.read_config() if rd.config_path.is_file() else {}
     base = Path(opts.out_dir) if opts.out_dir else run_dir / "export"
     out = base / SUBDIR
-    src = run_dir / "student.safetensors"
+    src = rd.weights_path()
     try:
         state = load_file(str(src))
     except Exception as err:  # safetensors raises several types for truncated/corrupt files

@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from compressor.cli.main import app
 from compressor.cli.util import setup_logging
 
 
-@app.command("embed")
 def embed_cmd(
     model: Annotated[str, typer.Argument(help="A run directory, or an .onnx / OpenVINO .xml from `compress export`.")],
     data: Annotated[Path, typer.Argument(help="A folder of images (searched recursively).")],

@@ -7,15 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from compressor.cli.main import app
 from compressor.cli.util import setup_logging
 
 
-@app.command("eval")
 def eval_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     data: Annotated[str | None, typer.Option(help="Data SPEC to evaluate on (default: the run's --data).")] = None,
@@ -33,16 +30,16 @@ def eval_cmd(
     from compressor.errors import CompressorError
     from compressor.eval.embed import evaluate_encoder
     from compressor.models.saved import load_encoder
+    from compressor.rundir import RunDir
     from compressor.utils.io import atomic_write_text
 
     setup_logging()
     encoder = load_encoder(run)
     if data is None:
-        cfg_path = run / "config.yaml"
-        if not cfg_path.is_file():
-            raise CompressorError(f"{run} has no config.yaml to take the data from; pass --data SPEC")
-        cfg = yaml.safe_load(cfg_path.read_text()) or {}
-        data, data_root = cfg.get("data"), data_root or cfg.get("data_root")
+        data, run_root = RunDir(run).data(fix="pass --data SPEC")
+        data_root = data_root or run_root
+        if data is None:
+            raise CompressorError(f"{RunDir(run).config_path} is missing; pass --data SPEC")
     dev = resolve_device(device)
     encoder.to(dev)
     res = evaluate_encoder(encoder, build_dataset(data, "train", data_root), build_dataset(data, "val", data_root),
@@ -56,6 +53,6 @@ def eval_cmd(
         table.add_row("linear probe", f"{100 * res.linear_top1:.2f}%")
     Console().print(table)
     text = json.dumps({**res.to_dict(), "data": data}, indent=2) + "\n"
-    atomic_write_text(run / "eval.json", text)  # beside the student, where report and pick look for it
+    atomic_write_text(RunDir(run).eval_path, text)  # beside the student, where report and pick look for it
     if json_out:
         atomic_write_text(json_out, text)
