@@ -28,6 +28,7 @@ CONFIG = "config.yaml"
 RUN_INFO = "run.json"
 CHECKPOINTS = "checkpoints"
 EXPORT = "export"
+EVAL = "eval.json"
 RERUN = "re-run `compress distill` into a new --out"
 
 
@@ -59,6 +60,11 @@ class RunDir:
     @property
     def export_dir(self) -> Path:
         return self.path / EXPORT
+
+    @property
+    def eval_path(self) -> Path:
+        """``eval.json``: what ``compress eval`` measured last (kNN, linear probe, the data)."""
+        return self.path / EVAL
 
     def weights_path(self, name: str = "student") -> Path:
         return self.path / f"{name}.safetensors"

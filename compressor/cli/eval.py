@@ -17,7 +17,7 @@ def eval_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     data: Annotated[str | None, typer.Option(help="Data SPEC to evaluate on (default: the run's --data).")] = None,
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write {knn_top1, linear_top1} here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="A copy of RUN/eval.json here.")] = None,
     linear: Annotated[bool, typer.Option(help="Also fit a linear probe.")] = True,
     max_train: Annotated[int | None, typer.Option(help="Use at most N training images as the kNN bank.")] = None,
     max_val: Annotated[int | None, typer.Option(help="Use at most N validation images as queries.")] = None,
@@ -31,6 +31,7 @@ def eval_cmd(
     from compressor.eval.embed import evaluate_encoder
     from compressor.models.saved import load_encoder
     from compressor.rundir import RunDir
+    from compressor.utils.io import atomic_write_text
 
     setup_logging()
     encoder = load_encoder(run)
@@ -51,5 +52,7 @@ def eval_cmd(
     if res.linear_top1 is not None:
         table.add_row("linear probe", f"{100 * res.linear_top1:.2f}%")
     Console().print(table)
+    text = json.dumps({**res.to_dict(), "data": data}, indent=2) + "\n"
+    atomic_write_text(RunDir(run).eval_path, text)  # beside the student, where report and pick look for it
     if json_out:
-        json_out.write_text(json.dumps(res.to_dict(), indent=2) + "\n")
+        atomic_write_text(json_out, text)

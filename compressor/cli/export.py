@@ -11,8 +11,8 @@ import typer
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     format: Annotated[str, typer.Option("--format", "-f",
-                                        help="onnx, onnx-fp16, onnx-int8, openvino, openvino-int8, trt-fp16 or "
-                                             "trt-int8.")] = "onnx",
+                                        help="onnx, onnx-fp16, onnx-int8, openvino, openvino-int8, trt-fp16, "
+                                             "trt-int8 or timm.")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="Output folder (default: RUN/export).")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = 17,
     bake_preprocess: Annotated[bool, typer.Option(

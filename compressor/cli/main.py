@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from compressor import __version__
-from compressor.cli import bench, cache, demo, distill, eval, export, list_cmd, pick, report, run
+from compressor.cli import bench, cache, demo, distill, embed, eval, export, list_cmd, pick, report, run
 from compressor.errors import CompressorError
 from compressor.plugins import load_plugins
 
@@ -29,6 +29,7 @@ app = typer.Typer(
 app.command("distill")(distill.distill)
 app.command("eval")(eval.eval_cmd)
 app.command("export")(export.export_cmd)
+app.command("embed")(embed.embed_cmd)
 app.command("bench")(bench.bench_cmd)
 app.command("pick")(pick.pick_cmd)
 app.command("list")(list_cmd.list_cmd)

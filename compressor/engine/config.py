@@ -33,6 +33,9 @@ class TrainConfig:
     teacher_weights: str | None = option(None, "Local teacher checkpoint in its official format, or `random` "
                                                "(no pretrained weights); comma-separated per teacher. Needed offline.")
     teacher_image_size: int | None = option(None, "Teacher input size (default: its own).")
+    student_weights: str | None = option(None, "Start the student from a local timm/HF/torchvision weights file, "
+                                               "or `pretrained` (timm's weights from the hub cache or the hub); "
+                                               "the classifier is dropped, every other key must fit.")
     peer: str | None = option(None, "Second trainable model for peer recipes (see `compress list recipes`).")
     recipe: str = option("mvmr", "Recipe (see `compress list recipes`).")
     data: str = option("", "A folder of images (class sub-folders give labels), `fashion-mnist` or `synthetic`.")
@@ -51,7 +54,8 @@ class TrainConfig:
     resume: bool = option(False, "Continue the run in --out from its last checkpoint.")
     seed: int = option(0, "Random seed.")
     checkpoint_every: int = option(500, "Write a checkpoint every N steps.")
-    keep_checkpoints: int = option(2, "How many of the newest checkpoints to keep.")
+    keep_checkpoints: int | None = option(None, "Checkpoints to keep (default: the newest 2 while training, "
+                                                "the last one once the run has finished).")
     workers: int = option(0, "Data-loading worker processes.")
     log_every: int = option(10, "Write metrics every N steps.")
     eval_every: int = option(0, "Log kNN top-1 on a small held-out subset every N steps into metrics.jsonl "
@@ -123,7 +127,7 @@ def resolve_config(flags: dict[str, Any], config_file: str | Path | None = None)
     if cfg.epochs is None and cfg.max_steps is None:
         cfg.epochs = 1
     for name in AT_LEAST_ONE:
-        if getattr(cfg, name) < 1:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise CompressorError(f"--{name.replace('_', '-')} must be at least 1")
     return cfg
 

@@ -107,6 +107,11 @@ def build_components(cfg: TrainConfig) -> Components:
                               "put the images in one sub-folder per class")
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
     student = build_student(cfg.student, cfg.image_size, stem=cfg.stem)
+    if cfg.student_weights:
+        from compressor.models.student_weights import load_student_weights
+
+        student.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
+            student, cfg.student_weights, trust=cfg.trust_checkpoint)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
     teachers = build_teachers(cfg)
     batch_size = min(cfg.batch_size, len(dataset))

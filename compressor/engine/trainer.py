@@ -114,7 +114,8 @@ class Trainer:
         run = RunDir(self.run_dir)
         run.write_config(d)
         teachers = [getattr(t, "info", {"name": t.name}) for t in self.recipe.teachers]
-        meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers,
+        student = getattr(self.recipe.student, "weights_info", None) or {"weights": "random init"}
+        meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers, "student": student,
                 "device": str(self.device), "precision": str(self.autocast_dtype or "fp32"),
                 "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                 "torch": torch.__version__}
@@ -133,7 +134,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         try:
-            save_checkpoint(self.run_dir, step, state, keep=self.cfg.keep_checkpoints)
+            save_checkpoint(self.run_dir, step, state, keep=self.cfg.keep_checkpoints or 2)
         except OSError as err:  # e.g. ENOSPC: the temporary file is removed, older checkpoints stay
             kept = list_checkpoints(self.run_dir)
             last = f"the checkpoint of step {kept[-1][0]} is kept" if kept else "no earlier checkpoint exists"
@@ -190,6 +191,10 @@ class Trainer:
             for name, enc in self.recipe.saved_models().items():
                 save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
                              teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
+            # a finished run keeps only its last checkpoint (still resumable with a larger --max-steps) unless
+            # --keep-checkpoints says otherwise: with a wide projector they can be many times the student's size
+            for _, old in list_checkpoints(self.run_dir)[:-(self.cfg.keep_checkpoints or 1)]:
+                old.unlink(missing_ok=True)
         ddp.barrier()  # no rank reports success before the student is written
         ddp.shutdown()
         return self.run_dir

@@ -201,6 +201,6 @@ def load_strict(module: nn.Module, state: Mapping[str, Tensor], *, source: str, 
         if shapes:
             parts.append(f"shape mismatches (file vs model): {_names(shapes, 2)}")
         raise CompressorError(
-            f"{source} does not fit teacher {what} ({'; '.join(parts)}); the file is probably for "
+            f"{source} does not fit {what} ({'; '.join(parts)}); the file is probably for "
             "another architecture: pick the teacher that matches it")
     module.load_state_dict(dict(state), strict=True)

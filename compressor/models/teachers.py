@@ -21,6 +21,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from open_clip.model import _build_vision_tower, resize_pos_embed
+from timm.layers import resample_abs_pos_embed
 from timm.models import get_pretrained_cfg
 from torch import Tensor, nn
 
@@ -59,11 +60,22 @@ def build_open_clip(spec: TeacherSpec, image_size: int) -> nn.Module:
     cfg = _open_clip_config(spec.arch)
     vision_cfg = {**cfg["vision_cfg"], "image_size": image_size}
     quick_gelu = bool(spec.arch_kwargs.get("quick_gelu", cfg.get("quick_gelu", False)))
-    return _build_vision_tower(cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
+    tower = _build_vision_tower(cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
+    if hasattr(tower, "trunk") and hasattr(tower, "set_input_size"):
+        tower.set_input_size(image_size)  # open_clip builds timm towers (SigLIP) at timm's default size
+    return tower
 
 
 def adapt_open_clip(state: dict[str, Tensor], visual: nn.Module) -> dict[str, Tensor]:
-    """Interpolate ``positional_embedding`` to the tower's grid with open_clip's own ``resize_pos_embed``."""
+    """Interpolate the position embedding to the tower's grid: open_clip's own ``resize_pos_embed``, or
+    timm's resampling for timm towers (SigLIP's ``trunk.pos_embed``)."""
+    trunk = getattr(visual, "trunk", None)
+    if "trunk.pos_embed" in state and trunk is not None:
+        pos = state["trunk.pos_embed"]
+        if pos.shape != trunk.pos_embed.shape:
+            prefix = 0 if getattr(trunk, "no_embed_class", False) else trunk.num_prefix_tokens
+            pos = resample_abs_pos_embed(pos, list(trunk.patch_embed.grid_size), num_prefix_tokens=prefix)
+        return {**state, "trunk.pos_embed": pos}
     if "positional_embedding" not in state:
         return state
     wrapped = {"visual.positional_embedding": state["positional_embedding"]}
@@ -81,7 +93,9 @@ class TeacherSpec:
 
     ``sources`` are tried in order when no ``--teacher-weights`` is given (``hf-hub:<repo>/<file>`` or a
     URL); ``layout`` maps the official file onto the backbone; ``normalize`` L2-normalises the output.
-    ``embed_dim`` 0 means "whatever the backbone gives" (dynamic ``timm:`` teachers).
+    ``embed_dim`` 0 means "whatever the backbone gives" (dynamic ``timm:`` teachers). ``native_size``: the
+    resolution the weights were trained at when we default to another (logged); ``manual``: how to get
+    the file by hand when no source can be fetched (a licence form, say).
     """
 
     name: str
@@ -94,9 +108,11 @@ class TeacherSpec:
     sources: tuple[str, ...] = ()
     arch: str = ""
     arch_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    layout: Layout = Layout()
+    layout: Layout = field(default_factory=Layout)
     adapt: Adapter = adapt_timm
     normalize: bool = False
+    native_size: int = 0
+    manual: str = ""
 
 
 class TeacherEncoder(Encoder):
@@ -236,6 +252,28 @@ def _run_dir_teacher(path: Path, weights: str | None, image_size: int | None) ->
     return teacher.freeze()
 
 
+def _output_dim(backbone: nn.Module) -> int:
+    """Embedding width of a timm model, an open_clip tower, or an open_clip timm tower without projection."""
+    dim = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", 0) \
+        or getattr(backbone, "output_dim", 0)
+    trunk, head = getattr(backbone, "trunk", None), getattr(backbone, "head", None)
+    if not dim and trunk is not None and (head is None or not list(head.parameters())):
+        dim = trunk.num_features  # SigLIP: timm_proj "none", the pooled trunk feature is the embedding
+    return int(dim)
+
+
+def _log_size(spec: TeacherSpec, size: int, *, chosen: bool) -> None:
+    """Say which input size the teacher runs at, and what the native one would cost."""
+    why = "--teacher-image-size" if chosen else "its default"
+    native = spec.native_size
+    if native and native != size:
+        log.info("teacher %s: %d px input (%s); its weights were trained at %d px, ~%.1fx the compute per "
+                 "image: pass --teacher-image-size %d for that", spec.name, size, why, native,
+                 (native / size) ** 2, native)
+    else:
+        log.info("teacher %s: %d px input (%s)", spec.name, size, why)
+
+
 def build_teacher(
     name: str | TeacherSpec,
     weights: str | None = None,
@@ -259,12 +297,13 @@ def build_teacher(
     spec = target
     state: dict[str, Tensor] | None = None
     if weights is None:
-        path, source = _hub.fetch(spec.sources, spec.name)
+        path, source = _hub.fetch(spec.sources, spec.name, spec.manual)
         state, label = read_state_dict(path, trust=trust_checkpoint), f"pretrained:{source}"
     elif weights != "random":
         label = str(Path(weights).expanduser())
         state = read_state_dict(label, trust=trust_checkpoint)
     size = image_size or spec.image_size
+    _log_size(spec, size, chosen=image_size is not None)
     backbone = spec.builder(spec, size)
     dropped: dict[str, list[str]] = {}
     if state is None:
@@ -276,9 +315,8 @@ def build_teacher(
         if dropped:
             log.info("teacher %s: dropped unused keys of %s: %s", spec.name, label, describe_dropped(dropped))
         with torch.no_grad():
-            load_strict(backbone, spec.adapt(state, backbone), source=label, what=spec.name)
-    dim = int(getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", 0)
-              or getattr(backbone, "output_dim", 0))
+            load_strict(backbone, spec.adapt(state, backbone), source=label, what=f"teacher {spec.name}")
+    dim = _output_dim(backbone)
     if spec.embed_dim and dim != spec.embed_dim:
         raise RuntimeError(f"teacher {spec.name}: backbone gives {dim} features, spec says {spec.embed_dim}")
     info = {"name": spec.name, "weights": label, "random": state is None,
@@ -286,3 +324,6 @@ def build_teacher(
     teacher = TeacherEncoder(backbone, normalize=spec.normalize, info=info, name=spec.name, arch=spec.arch,
                              spec=InputSpec(size, spec.mean, spec.std), embed_dim=dim)
     return teacher.freeze()
+
+
+from compressor.models import teacher_zoo  # noqa: E402, F401  (registers DINOv2/DINOv3/SigLIP 2; needs the above)

@@ -17,9 +17,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     try:
         write(tmp_path)
+        # mkstemp creates 0600 and some writers (safetensors) re-create the file: set the usual mode after
+        os.chmod(tmp_path, 0o666 & ~umask)
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         tmp_path.replace(path)

@@ -84,7 +84,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path, legacy: bool
 def test_trust_allows_exactly_the_named_classes(tmp_path: Path) -> None:
     path = tmp_path / "frac.pt"
     torch.save({"state_dict": _tensors(), "ratio": Fraction(1, 3)}, path)
-    with pytest.raises(CompressorError, match="fractions.Fraction"):
+    with pytest.raises(CompressorError, match=r"fractions\.Fraction"):
         read_checkpoint(path)
     assert read_checkpoint(path, trust=True)["ratio"] == Fraction(1, 3)
 
@@ -94,7 +94,7 @@ def test_torchscript_needs_trust(tmp_path: Path) -> None:
     path = tmp_path / "jit.pt"
     lin = nn.Linear(2, 3)
     torch.jit.save(torch.jit.trace(lin, torch.randn(1, 2)), str(path))
-    with pytest.raises(CompressorError, match="TorchScript.*--trust-checkpoint"):
+    with pytest.raises(CompressorError, match=r"TorchScript.*--trust-checkpoint"):
         read_state_dict(path)
     got = read_state_dict(path, trust=True)
     assert torch.equal(got["weight"], lin.weight.detach())

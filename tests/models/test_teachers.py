@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import logging
 import os
@@ -59,7 +60,7 @@ def _tiny(name: str) -> TeacherSpec:
 
 def _mlp(dims: list[int], last_bn_affine: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(dims)):
         last = i == len(dims) - 2
         layers += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b, affine=not last or last_bn_affine)]
         layers += [] if last else [nn.ReLU()]
@@ -217,7 +218,7 @@ def test_openai_torchscript_archive_needs_trust(tiny_clip: str, tmp_path: Path) 
     x = _batch(64)
     path = tmp_path / "ViT-B-16.pt"
     torch.jit.trace(copy.deepcopy(_JitClip(ref)), x, check_trace=False).half().save(str(path))
-    with pytest.raises(CompressorError, match="TorchScript.*--trust-checkpoint"):
+    with pytest.raises(CompressorError, match=r"TorchScript.*--trust-checkpoint"):
         build_teacher(f"open_clip:{tiny_clip}", weights=str(path))
     teacher = build_teacher(f"open_clip:{tiny_clip}", weights=str(path), trust_checkpoint=True)
     _same(teacher, lambda x: ref.encode_image(x, normalize=True), x)
@@ -272,6 +273,21 @@ OFFICIAL_SHAPES = {  # from shared/CHECKPOINTS.md (open_clip keys without the `v
                      "transformer.resblocks.0.attn.in_proj_weight": [2304, 768]},
     "clip-vit-l14": {"positional_embedding": [257, 1024], "proj": [1024, 768]},
     "moco-v2-r50": {"conv1.weight": [64, 3, 7, 7], "layer4.2.conv3.weight": [2048, 512, 1, 1]},
+    # DINOv2 in timm names at 224 px (the file's pos_embed [1,1370,D] is for 518 px; registers are reg_token)
+    "dinov2-vit-s14": {"cls_token": [1, 1, 384], "pos_embed": [1, 257, 384], "blocks.11.ls1.gamma": [384],
+                       "patch_embed.proj.weight": [384, 3, 14, 14]},
+    "dinov2-vit-s14-reg": {"reg_token": [1, 4, 384], "pos_embed": [1, 256, 384], "blocks.11.ls2.gamma": [384]},
+    "dinov2-vit-b14": {"blocks.11.mlp.fc1.weight": [3072, 768], "patch_embed.proj.weight": [768, 3, 14, 14]},
+    "dinov2-vit-b14-reg": {"reg_token": [1, 4, 768], "blocks.11.attn.qkv.weight": [2304, 768]},
+    "dinov2-vit-l14": {"blocks.23.attn.qkv.weight": [3072, 1024], "norm.weight": [1024]},
+    "dinov2-vit-l14-reg": {"reg_token": [1, 4, 1024], "blocks.23.mlp.fc2.weight": [1024, 4096]},
+    # DINOv3: storage_tokens -> reg_token, qkv.bias -> q_bias/v_bias, ls1.gamma -> gamma_1
+    "dinov3-vit-s16": {"reg_token": [1, 4, 384], "patch_embed.proj.weight": [384, 3, 16, 16],
+                       "blocks.11.attn.q_bias": [384], "blocks.11.gamma_1": [384]},
+    "dinov3-vit-b16": {"reg_token": [1, 4, 768], "blocks.11.attn.v_bias": [768],
+                       "blocks.11.attn.qkv.weight": [2304, 768]},
+    "siglip2-vit-b16": {"trunk.pos_embed": [1, 196, 768], "trunk.attn_pool.latent": [1, 1, 768],
+                        "trunk.patch_embed.proj.weight": [768, 3, 16, 16]},
 }
 
 
@@ -283,10 +299,11 @@ def test_registered_architectures_match_the_official_files(spec: TeacherSpec) ->
     shapes = {k: list(v.shape) for k, v in backbone.state_dict().items()}
     want = OFFICIAL_SHAPES[spec.name]
     assert {k: shapes.get(k) for k in want} == want
-    dim = getattr(backbone, "num_features", None) or backbone.output_dim
+    dim = getattr(backbone, "num_features", None) or getattr(backbone, "output_dim", None) \
+        or backbone.trunk.num_features
     assert dim == spec.embed_dim and spec.image_size == 224 and spec.sources
     is_clip = spec.name.startswith("clip-")
-    assert spec.normalize == is_clip and (spec.mean == CLIP_MEAN) == is_clip
+    assert spec.normalize == spec.name.startswith(("clip-", "siglip")) and (spec.mean == CLIP_MEAN) == is_clip
     # OpenAI's CLIP weights need QuickGELU (shared/CHECKPOINTS.md)
     assert any(type(m).__name__ == "QuickGELU" for m in backbone.modules()) == is_clip
 
@@ -306,7 +323,7 @@ def test_offline_without_weights_fails_fast(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
-    with pytest.raises(CompressorError, match="--teacher-weights PATH.*--teacher-weights random") as err:
+    with pytest.raises(CompressorError, match=r"--teacher-weights PATH.*--teacher-weights random") as err:
         build_teacher(name)
     assert time.monotonic() - start < 5 and "\n" not in str(err.value)
 
@@ -317,7 +334,7 @@ def test_unreachable_network_is_probed_not_retried(
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there: refused at once
     start = time.monotonic()
-    with pytest.raises(CompressorError, match="unreachable.*--teacher-weights PATH"):
+    with pytest.raises(CompressorError, match=r"unreachable.*--teacher-weights PATH"):
         build_teacher("mae-vit-b16")
     assert time.monotonic() - start < 10
 

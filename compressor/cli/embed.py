@@ -1,0 +1,30 @@
+"""``compress embed``: embeddings of a folder of images with a run's student or an exported model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from compressor.cli.util import setup_logging
+
+
+def embed_cmd(
+    model: Annotated[str, typer.Argument(help="A run directory, or an .onnx / OpenVINO .xml from `compress export`.")],
+    data: Annotated[Path, typer.Argument(help="A folder of images (searched recursively).")],
+    out: Annotated[Path, typer.Option(help="Output: .npy, .safetensors or .parquet; the file list goes to "
+                                           "<out>.files.txt.")],
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (PyTorch runs only).")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Embed every image under DATA; unreadable images are skipped and named."""
+    from compressor.engine.setup import resolve_device
+    from compressor.eval.embed_files import embed_folder
+
+    setup_logging()
+    emb, _ = embed_folder(model, data, out, batch_size=batch_size, device=str(resolve_device(device)),
+                           progress=not quiet)
+    typer.echo(f"{emb.shape[0]} embeddings of dimension {emb.shape[1]} written to {out} "
+               f"(files listed in {out.with_suffix('.files.txt')})")

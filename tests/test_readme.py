@@ -1,0 +1,57 @@
+"""Every path the README and docs name exists in a clone, and every `compress` command and flag they show exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# repository paths: a top-level folder of the clone followed by a path (placeholders like <name> allowed)
+_PATH = re.compile(r"(?<![\w./-])((?:examples|docs|recipes|compressor|export|tests|benchmarks|scripts)/[\w./<>*-]*\w)")
+
+
+_SOURCE = (".py", ".md", ".yaml", ".yml", ".toml", ".sh", ".txt", ".json")
+_RUN_FILES = ("export/manifest.json",)  # files of a run directory's export/, not of the clone
+
+
+def _exists(rel: str) -> bool:
+    if rel in _RUN_FILES or not rel.endswith(_SOURCE):
+        return True  # outputs (RUN/export/model.onnx ...) are not files of the clone
+    pattern = re.sub(r"<[^>]+>", "*", rel)
+    return any(ROOT.glob(pattern)) if "*" in pattern else (ROOT / rel).exists()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_paths_exist(page: Path) -> None:
+    text = page.read_text()
+    assert "../" not in text.replace("](../", ""), f"{page.name} points outside the clone"
+    for line in text.splitlines():  # a relative markdown link from docs/ is checked against its own folder
+        for target in re.findall(r"\]\((?!https?:)([^)#]+)", line):
+            assert (page.parent / target).exists(), f"{page.name}: link {target} does not exist"
+    missing = sorted({p for p in _PATH.findall(text) if not _exists(p)})
+    assert not missing, f"{page.name} names paths that do not exist: {missing}"
+
+
+def _commands(text: str) -> list[tuple[str, list[str]]]:
+    """``(command, flags)`` of every ``compress <cmd> ...`` line, with backslash continuations joined."""
+    text = text.replace("\\\n", " ")
+    out = []
+    for m in re.finditer(r"(?:^|[\s`])compress ([a-z][a-z-]*)([^\n`#]*)", text):
+        out.append((m.group(1), re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", m.group(2))))
+    return out
+
+
+def test_readme_commands_and_flags_exist(cli) -> None:
+    helps: dict[str, str] = {}
+    seen = _commands((ROOT / "README.md").read_text())
+    assert seen
+    for cmd, flags in seen:
+        if cmd not in helps:
+            code, out, err = cli(cmd, "--help")
+            assert code == 0, f"README shows `compress {cmd}`, which does not exist: {err}"
+            helps[cmd] = out
+        unknown = [f for f in flags if f not in helps[cmd]]
+        assert not unknown, f"README shows `compress {cmd}` with unknown flags {unknown}"
