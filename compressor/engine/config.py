@@ -68,15 +68,12 @@ _TYPES = _field_types(TrainConfig)
 
 def read_yaml_config(path: str | Path) -> dict[str, Any]:
     """Read a ``--config`` file (safe YAML); unknown keys and wrong types are errors naming the key."""
+    from compressor.utils.yamlfile import read_yaml_file
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CompressorError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CompressorError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    raw = read_yaml_file(path) or {}
     if not isinstance(raw, dict):
         raise CompressorError(f"{path} must be a mapping of option: value (got {type(raw).__name__})")
     out: dict[str, Any] = {}
@@ -100,7 +97,8 @@ def check_type(name: str, value: Any, where: str) -> Any:
         return float(value)
     ok = isinstance(value, accepted) and not (isinstance(value, bool) and bool not in accepted)
     if not ok:
-        raise CompressorError(f"{name} in {where} must be {accepted[0].__name__}, got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 60 else f"a {type(value).__name__}"  # never a huge value
+        raise CompressorError(f"{name} in {where} must be {accepted[0].__name__}, got {shown}")
     return value
 
 
@@ -121,9 +119,9 @@ def resolve_config(flags: dict[str, Any], config_file: str | None = None) -> Tra
         raise CompressorError("no data given: pass --data FOLDER, --data fashion-mnist or --data synthetic")
     if cfg.epochs is None and cfg.max_steps is None:
         cfg.epochs = 1
-    for name in ("batch_size", "checkpoint_every", "keep_checkpoints"):
-        if getattr(cfg, name) < 1:
-            raise CompressorError(f"--{name.replace('_', '-')} must be at least 1")
+    from compressor.engine.ranges import check_train_config
+
+    check_train_config(cfg)  # every numeric field against its range (engine/ranges.py)
     return cfg
 
 
