@@ -141,7 +141,7 @@ def _export_onnx_family(encoder: Encoder, work: Path, name: str, opts: ExportOpt
     fidelity = {**fid.to_dict(), "threshold": threshold}
     if opts.format == "onnx-int8" and opts.knn:
         fidelity.update(_knn_report(encoder, work / name, opts, check, reference, output, data, root))
-    if fid.mean_cosine < threshold:
+    if not fid.mean_cosine >= threshold:  # NaN fails too
         raise CompressorError(
             f"{opts.format} export failed its parity check and was not kept: {fid.describe()}, below the "
             f"threshold {threshold}" + (_int8_hint() if opts.format == "onnx-int8" else
@@ -215,7 +215,7 @@ def _export_trt(encoder: Encoder, work: Path, name: str, opts: ExportOptions, ch
     for i in range(0, len(inputs), opts.trt_batch[2]):
         outs.append(runner.prepare(inputs[i:i + opts.trt_batch[2]])().cpu().numpy())
     fid = compare(torch_embeddings(encoder, check.images), np.concatenate(outs), data=check.source)
-    if fid.mean_cosine < threshold:
+    if not fid.mean_cosine >= threshold:  # NaN fails too
         raise CompressorError(f"{opts.format} engine failed its parity check and was not kept: "
                               f"{fid.describe()}, below the threshold {threshold}")
     return {**facts, "tensorrt": block, "fidelity": {**fid.to_dict(), "threshold": threshold}, **extra}

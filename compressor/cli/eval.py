@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -29,18 +28,23 @@ def eval_cmd(
 ) -> None:
     """Weighted kNN (cosine, k=20, T=0.07) and linear probe: train split = bank, val/test split = queries."""
     from compressor.data.datasets import build_dataset
+    from compressor.engine.runlock import refuse_if_training
     from compressor.engine.setup import resolve_device
     from compressor.errors import CompressorError
     from compressor.eval.embed import evaluate_encoder
     from compressor.models.saved import load_encoder
+    from compressor.utils.yamlfile import read_yaml_file
 
     setup_logging()
+    refuse_if_training(run, "eval")
     encoder = load_encoder(run)
     if data is None:
         cfg_path = run / "config.yaml"
         if not cfg_path.is_file():
             raise CompressorError(f"{run} has no config.yaml to take the data from; pass --data SPEC")
-        cfg = yaml.safe_load(cfg_path.read_text()) or {}
+        cfg = read_yaml_file(cfg_path, "run config")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("data"), str):
+            raise CompressorError(f"{cfg_path} names no data; pass --data SPEC")
         data, data_root = cfg.get("data"), data_root or cfg.get("data_root")
     dev = resolve_device(device)
     encoder.to(dev)
@@ -51,6 +55,7 @@ def eval_cmd(
     for col in ("metric", "top-1"):
         table.add_column(col)
     table.add_row("kNN (k=20, T=0.07)", f"{100 * res.knn_top1:.2f}%")
+    table.add_row("bank / queries", f"{res.n_train} / {res.n_query} images (disjoint)")
     if res.linear_top1 is not None:
         table.add_row("linear probe", f"{100 * res.linear_top1:.2f}%")
     Console().print(table)

@@ -8,14 +8,16 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder, InputSpec
 from compressor.models.students import create_timm_backbone
-from compressor.utils.io import atomic_write, atomic_write_text
+from compressor.utils.io import atomic_write, atomic_write_text, check_regular_file
 
 FORMAT = "compressor-encoder/1"
 
@@ -26,6 +28,10 @@ def save_encoder(encoder: Encoder, run_dir: str | Path, name: str = "student", *
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = run_dir / f"{name}.safetensors"
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.backbone.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # a NaN student scores 10% in eval and exports "fine": never write one
+        raise CompressorError(f"refusing to write {weights}: {bad[0]} holds NaN or infinite values; the run "
+                              "diverged (lower the learning rate and train again)")
     atomic_write(weights, lambda p: save_file(state, str(p)))
     meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim}
     meta.update(extra)
@@ -41,10 +47,35 @@ def read_encoder_meta(run_dir: str | Path, name: str = "student") -> dict:
     if not path.is_file():
         raise CompressorError(f"{path} is missing: the run has not finished (resume it with "
                               "`compress distill --resume --out {run_dir}`) or is not a compressor run")
+    check_regular_file(path, "model description", max_bytes=1 << 20)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CompressorError(f"{path} is not valid JSON ({err}); re-run the distillation") from err
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CompressorError(f"{path} is not valid JSON ({err}); re-run the distillation") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise CompressorError(f"{path} is not a compressor model description ({problem}); re-run the "
+                              "distillation, or restore the file from the run")
+    return meta
+
+
+def _meta_problem(meta: object) -> str | None:
+    """What is wrong with a ``student.json`` (missing or mistyped fields), or ``None``."""
+    if not isinstance(meta, dict):
+        return f"a {type(meta).__name__}, not an object"
+    need = {"arch": str, "image_size": int, "mean": list, "std": list, "embed_dim": int}
+    for key, typ in need.items():
+        if key not in meta:
+            return f"no {key!r}"
+        if not isinstance(meta[key], typ) or isinstance(meta[key], bool):
+            return f"{key!r} must be {typ.__name__}"
+    if not (8 <= meta["image_size"] <= 8192 and meta["embed_dim"] >= 1):
+        return "image_size or embed_dim out of range"
+    if len(meta["mean"]) != 3 or len(meta["std"]) != 3 or not all(
+            isinstance(v, int | float) and math.isfinite(v) for v in meta["mean"] + meta["std"]) or \
+            min(meta["std"]) <= 0:
+        return "mean and std must be three finite numbers each, std positive"
+    return None
 
 
 def load_encoder(run_dir: str | Path, name: str = "student") -> Encoder:
@@ -53,10 +84,16 @@ def load_encoder(run_dir: str | Path, name: str = "student") -> Encoder:
     spec = InputSpec.from_dict(meta)
     backbone = create_timm_backbone(meta["arch"], spec.image_size, pretrained=False)
     weights = Path(run_dir) / f"{name}.safetensors"
+    check_regular_file(weights, "student weights")
     try:
         state = load_file(str(weights))
     except Exception as err:  # safetensors raises several types for truncated/corrupt files
         raise CompressorError(f"cannot read {weights}: {err}") from err
-    backbone.load_state_dict(state, strict=True)
+    try:
+        backbone.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0][:160]
+        raise CompressorError(f"{weights} does not match {meta['arch']} in {name}.json ({first}); the run's files "
+                              "were mixed or edited: re-run the distillation") from None
     enc = Encoder(backbone, name=str(run_dir), arch=meta["arch"], spec=spec, embed_dim=int(meta["embed_dim"]))
     return enc.eval()
