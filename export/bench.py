@@ -102,6 +102,12 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
             raise CompressorError(unknown_name_message("backend", b, list(BACKENDS)))
     if not opts.batches or min(opts.batches) < 1:
         raise CompressorError("--batch takes positive batch sizes, e.g. --batch 1,8,32")
+    import math
+
+    for flag, value, low in (("--iters", opts.iters, 1), ("--warmup", opts.warmup, 0), ("--threads", opts.threads, 1),
+                             ("--seconds", opts.seconds, 1e-3), ("--cv-warn", opts.cv_warn, 0)):
+        if value is not None and not (math.isfinite(value) and value >= low):
+            raise CompressorError(f"{flag} must be at least {low}, got {value}")
     tgt = _resolve(Path(target))
     file_notes: list[str] = []
     _check_files(tgt, file_notes)

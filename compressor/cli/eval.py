@@ -37,6 +37,9 @@ def eval_cmd(
 
     setup_logging()
     refuse_if_training(run, "eval")
+    for flag, value in (("--batch-size", batch_size), ("--max-train", max_train), ("--max-val", max_val)):
+        if value is not None and value < 1:
+            raise CompressorError(f"{flag} must be at least 1, got {value}")
     encoder = load_encoder(run)
     if data is None:
         cfg_path = run / "config.yaml"

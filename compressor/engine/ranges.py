@@ -3,7 +3,7 @@
 A value outside its range is a one-line error naming the flag and the range before any model is
 built; ``None`` keeps meaning "not given" (the default applies). Recipe options (``--set``) have no
 table of their own: :func:`check_recipe_numbers` applies the rules every recipe number shares
-(finite; learning rates, temperatures and epsilons positive; fractions, momenta and ratios in
+(finite in float32; learning rates, temperatures and epsilons positive; fractions, momenta and ratios in
 [0, 1]; decays, sizes, counts and weights non-negative; widths at least 1). A negative default marks
 a sentinel ("off") and lifts the sign rules for that option.
 """
@@ -42,6 +42,7 @@ def _num(x: float) -> str:
 
 
 INF = math.inf
+FLOAT32_MAX = 3.4028234663852886e38
 # field of TrainConfig → its range. Every int field of TrainConfig must appear here (a test checks it).
 TRAIN_RANGES: dict[str, Range] = {
     "max_images": Range(1, INF, "leave it out to use every image"),
@@ -105,8 +106,8 @@ def _check_recipe_number(recipe: str, name: str, v: Any, default: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return
     where = f"--set {name}=... ({recipe})"
-    if not math.isfinite(v):
-        raise CompressorError(f"{where} must be a finite number, got {v}")
+    if not math.isfinite(v) or abs(v) > FLOAT32_MAX:  # the optimisers compute in float32
+        raise CompressorError(f"{where} must be a finite number (at most {FLOAT32_MAX:.3g}), got {v}")
     if isinstance(default, list | tuple):
         default = min(default, default=1)
     if isinstance(default, int | float) and not isinstance(default, bool) and default < 0:

@@ -273,7 +273,13 @@ class Trainer:
             if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
                 bad = first_nonfinite((n, p.grad) for n, p in recipe.named_parameters() if p.grad is not None)
                 raise diverged("gradients", step + 1, self.run_dir, self._kept_step(), bad)
-            self.scaler.step(opt)
+            try:
+                self.scaler.step(opt)
+            except RuntimeError as err:  # e.g. lr / bias correction beyond float32 inside the optimiser
+                if "overflow" not in str(err):
+                    raise
+                raise diverged("update", step + 1, self.run_dir, self._kept_step(), became="too large for float32") \
+                    from None
             opt.zero_grad(set_to_none=True)
         self.scaler.update()
         recipe.on_step_end(step, self.total_steps)
