@@ -148,6 +148,8 @@ def _folder_dataset(root: Path, split: str) -> ImageDataset:
     if root.exists() and not root.is_dir():
         raise CompressorError(f"--data {str(root)!r} is a file; pass the folder that holds the images, "
                               "`fashion-mnist` or `synthetic`")
+    if root.is_symlink() and not root.exists():
+        raise CompressorError(f"--data {str(root)!r} is a broken or looping symbolic link; pass the real folder")
     if not root.is_dir():
         raise CompressorError(f"data folder {str(root)!r} does not exist; pass an existing folder, "
                               "`fashion-mnist` or `synthetic` to --data")

@@ -46,7 +46,7 @@ def read_encoder_meta(run_dir: str | Path, name: str = "student") -> dict:
                               "`compress distill`")
     if not path.is_file():
         raise CompressorError(f"{path} is missing: the run has not finished (resume it with "
-                              "`compress distill --resume --out {run_dir}`) or is not a compressor run")
+                              f"`compress distill --resume --out {run_dir}`) or is not a compressor run")
     check_regular_file(path, "model description", max_bytes=1 << 20)
     try:
         meta = json.loads(path.read_bytes().decode("utf-8"))
