@@ -41,8 +41,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
             os.fsync(fh.fileno())
         tmp_path.replace(path)
     except BaseException as err:
+        # Judge before removing the partial file, which gives the space back.
+        full = isinstance(err, Exception) and not _is_enospc(err) and (
+            _names_enospc(err) or disk_is_full(path.parent))
         tmp_path.unlink(missing_ok=True)
-        if isinstance(err, Exception) and not _is_enospc(err) and disk_is_full(path.parent):
+        if full:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
         raise
 
@@ -53,6 +56,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def _is_enospc(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _names_enospc(err: BaseException) -> bool:
+    """Writers that wrap the OS error in their own type (safetensors) still quote it."""
+    text = str(err)
+    return os.strerror(errno.ENOSPC) in text or f"os error {errno.ENOSPC}" in text
 
 
 def disk_is_full(folder: str | Path) -> bool:
