@@ -44,7 +44,7 @@ def read_encoder_meta(run_dir: str | Path, name: str = "student") -> dict:
     if not Path(run_dir).is_dir():
         raise CompressorError(f"run directory {str(run_dir)!r} does not exist; pass the --out of a finished "
                               "`compress distill`")
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise CompressorError(f"{path} is missing: the run has not finished (resume it with "
                               f"`compress distill --resume --out {run_dir}`) or is not a compressor run")
     check_regular_file(path, "model description", max_bytes=1 << 20)
