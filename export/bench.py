@@ -20,6 +20,7 @@ from compressor.export.env import environment, usable_cores
 from compressor.export.report import BenchReport, BenchRow
 from compressor.export.runners import BACKENDS, backend_unavailable
 from compressor.registry import unknown_name_message
+from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
@@ -56,10 +57,10 @@ def _resolve(target: Path) -> _Target:
         raise CompressorError(f"{target} does not exist; pass a run directory or an exported "
                               ".onnx/.engine file")
     if target.is_dir():
-        if not (target / "student.json").is_file():
+        if not RunDir(target).is_finished():
             raise CompressorError(f"{target} is not a run directory (no student.json); pass the --out of a "
                                   "finished `compress distill` or an exported file")
-        export_dir = target / "export"
+        export_dir = RunDir(target).export_dir
         # model.onnx before model.fp16.onnx and model.int8.onnx: fp32 first, as tables usually read
         files = sorted((p for p in export_dir.glob("*") if p.suffix in MODEL_SUFFIXES and p.is_file()),
                        key=lambda p: (p.name.count("."), p.name))
@@ -68,7 +69,7 @@ def _resolve(target: Path) -> _Target:
         raise CompressorError(f"cannot bench {target.name}: expected a run directory, a .onnx or an "
                               ".engine file")
     run = target.parent.parent
-    in_run = target.parent.name == "export" and (run / "student.json").is_file()
+    in_run = target.parent.name == "export" and RunDir(run).is_finished()
     return _Target(run if in_run else None, [target])
 
 

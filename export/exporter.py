@@ -23,6 +23,7 @@ from compressor.export.onnx import DEFAULT_OPSET
 from compressor.export.quantize import CALIB_METHODS
 from compressor.models.encoder import Encoder
 from compressor.registry import unknown_name_message
+from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
@@ -83,7 +84,7 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
         import_tensorrt()  # fail at once, not after the ONNX and INT8 steps, when TensorRT is missing
     run_dir = Path(run_dir)
     encoder = load_encoder(run_dir)
-    out_dir = Path(opts.out_dir) if opts.out_dir else run_dir / "export"
+    out_dir = Path(opts.out_dir) if opts.out_dir else RunDir(run_dir).export_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     threshold = opts.min_cosine if opts.min_cosine is not None else FORMATS[opts.format][2]
     data, root = opts.data, opts.data_root

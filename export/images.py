@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from compressor.errors import CompressorError
 from compressor.models.encoder import InputSpec
+from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
@@ -34,15 +34,7 @@ class ImageBatch:
 
 def run_data(run_dir: str | Path) -> tuple[str | None, str | None]:
     """The data SPEC and data root a run was trained on (from its ``config.yaml``), or ``(None, None)``."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return None, None
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise CompressorError(f"{path} is not valid YAML ({err}); pass --calib-data SPEC") from err
-    data = cfg.get("data")
-    return (str(data) if data else None), cfg.get("data_root")
+    return RunDir(run_dir).data()
 
 
 def load_images(spec: str, input_spec: InputSpec, n: int, *, split: str = "train",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from compressor.recipes.base import RECIPES, Recipe, RecipeConfig, get_recipe, list_recipes
+from compressor.engine.recipe import RECIPES, Recipe, RecipeConfig, get_recipe, list_recipes
 
 
 def _discover() -> None:

@@ -4,8 +4,10 @@ Supervised: two networks ``a`` and ``b`` learn from labels and from each other. 
 shared trunk and N = 3 branches (copies of the remaining stages + a classifier over
 ``num_classes·N`` outputs). Branch ``i`` sees the trunk's feature map with one corner square of
 side H/4 × W/4 zeroed across all channels (branch 0 top-left, 1 bottom-right, 2 bottom-left,
-3 top-right) and is trained on the joint label ``y·N + i``. With ``p^i = softmax(z^i[c·N+i]_c / T)``
-the branch's softmax over its own class logits and T = 3:
+3 top-right) and is trained on the joint label ``y·N + i``. With ``p^i = softmax(z^i / T)`` the
+branch's softmax over **all** ``num_classes·N`` joint logits (the authors' ``train.py`` takes the KL
+over the whole joint output ``out[:, :, i]``, so the peer's mass on the other transformation labels —
+the self-supervision knowledge — is part of the target) and T = 3:
 
     L_a = (1/N) Σ_i CE(z_a^i, y·N+i) + α_1 · T² · (1/N) Σ_i KL(p_b^i ‖ p_a^i),   α_1 = CE_a / CE_b
     L_b   symmetric with α_2 = CE_b / CE_a;   L = L_a + L_b
@@ -100,11 +102,11 @@ def css_loss(logits_a: list[torch.Tensor], logits_b: list[torch.Tensor], labels:
         return torch.stack([F.cross_entropy(_full(z), y) for z, y in zip(logits, targets, strict=True)]).mean()
 
     def kl(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
-        """(1/N) Σ_i KL(p_teacher^i ‖ p_student^i), the teacher side detached."""
+        """(1/N) Σ_i KL(p_teacher^i ‖ p_student^i) over the joint logits, the teacher side detached."""
         terms = []
-        for i, (s, q) in enumerate(zip(student, teacher, strict=True)):
-            log_p_s = F.log_softmax(_full(s[:, i::n]) / t, dim=1)
-            log_p_q = F.log_softmax(_full(q[:, i::n].detach()) / t, dim=1)
+        for s, q in zip(student, teacher, strict=True):
+            log_p_s = F.log_softmax(_full(s) / t, dim=1)
+            log_p_q = F.log_softmax(_full(q.detach()) / t, dim=1)
             terms.append(F.kl_div(log_p_s, log_p_q, reduction="batchmean", log_target=True))
         return torch.stack(terms).mean()
 
@@ -136,7 +138,7 @@ class BranchedNet(nn.Module):
         self.branch_names = [f"layer{k}" for k in range(split_at, 5)]
         self.branches = nn.ModuleList()  # branches 1..n-1: fresh stages (branch 0 is the encoder's)
         for _ in range(n - 1):
-            fresh = create_timm_backbone(encoder.arch, encoder.spec.image_size)
+            fresh = create_timm_backbone(encoder.arch, encoder.spec.image_size, stem=encoder.stem)
             keep = (*self.branch_names, "global_pool")
             self.branches.append(nn.ModuleDict({k: getattr(fresh, k) for k in keep}))
         self.classifiers = nn.ModuleList(nn.Linear(encoder.embed_dim, num_classes * n) for _ in range(n))
@@ -163,10 +165,10 @@ class BranchedNet(nn.Module):
 
 
 @register_recipe
-class CSS(Recipe):
+class CSS(Recipe[CSSConfig]):
     name = "css"
     kind = "supervised peer"
-    description = "CSS: two branched networks, corner-masked branches with joint labels, mutual KL on labels"
+    description = "CSS: two branched networks, corner-masked branches with joint labels, mutual KL on joint logits"
     Config = CSSConfig
     needs_peer = True
     needs_labels = True

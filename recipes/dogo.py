@@ -19,8 +19,10 @@ Choices where the paper is unclear:
 
 * The KL is averaged over all B² entries, as the authors' code does with ``F.kl_div(...,
   reduction='mean')`` (the batch-mean KL would be B times larger; ``w_m`` absorbs the difference).
-* ``w_1 = w_2 = 1`` by default. The authors' template uses the asymmetric ``w_1 = 100, w_2 = 1``
-  (the strong pull on the first, usually smaller, model); set ``--set w_1=100``.
+* ``w_1 = 100, w_2 = 1`` by default, the authors' template: with the B²-mean the KL is about 1/B of a
+  per-row KL, so ``w = 1`` would make the distillation term negligible and DoGo two SimCLR runs. The
+  strong pull is on model 1, the student (pass the smaller model as ``--student``). The logs carry
+  ``kd_share_1``/``kd_share_2``, the share of each model's loss that is the weighted KL term.
 * Augmentation: SimCLR's (crop scale 0.2–1, flip, jitter 0.8/0.8/0.8/0.2 p=0.8, grayscale 0.2,
   blur p=0.5), each model at its own resolution and normalisation.
 * Optimisation: Adam, lr 3e-4, wd 1e-6 (L2, Adam's coupled form) for both models; the schedule is
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +53,7 @@ class DoGoConfig(RecipeConfig):
     weight_decay: float = 1e-6
     temperature: float = 0.5  # NT-Xent
     kd_temperature: float = 0.1  # T of the similarity distributions
-    w_1: float = 1.0  # KL weight of the student (model 1); the authors' template: 100
+    w_1: float = 100.0  # KL weight of the student (model 1), the authors' template
     w_2: float = 1.0  # KL weight of the peer (model 2)
     projector_dims: tuple[int, ...] = (512, 128)
 
@@ -84,12 +87,13 @@ def dogo_losses(z1: tuple[torch.Tensor, torch.Tensor], z2: tuple[torch.Tensor, t
 
 
 @register_recipe
-class DoGo(Recipe):
+class DoGo(Recipe[DoGoConfig]):
     name = "dogo"
     kind = "peer"
     description = "Distill-on-the-Go: two models trained together, SimCLR each + KL between their similarities"
     Config = DoGoConfig
     needs_peer = True
+    control_overrides: ClassVar[dict[str, Any]] = {"w_1": 0.0, "w_2": 0.0}  # two SimCLR runs
 
     peer: Encoder
 
@@ -120,6 +124,8 @@ class DoGo(Recipe):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         z1 = self._project(self.student, self.head, batch["x1"], batch["y1"])
         z2 = self._project(self.peer, self.peer_head, batch["x2"], batch["y2"])
-        terms = dogo_losses(z1, z2, self.cfg)  # type: ignore[arg-type]
+        terms = dogo_losses(z1, z2, self.cfg)
         logs = {k: float(v.detach()) for k, v in terms.items() if k in ("ssl_1", "ssl_2", "kl_1", "kl_2")}
+        logs["kd_share_1"] = self.cfg.w_1 * logs["kl_1"] / max(float(terms["loss_1"].detach()), 1e-12)
+        logs["kd_share_2"] = self.cfg.w_2 * logs["kl_2"] / max(float(terms["loss_2"].detach()), 1e-12)
         return StepOutput(terms["loss"], logs)

@@ -32,7 +32,7 @@ def cosine_regression(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @register_recipe
-class FeatureKD(Recipe):
+class FeatureKD(Recipe[FeatureKDConfig]):
     name = "feature-kd"
     kind = "teacher→student"
     description = "cosine regression of the student's projected embedding onto the teacher's (baseline)"

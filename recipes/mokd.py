@@ -27,11 +27,15 @@ Choices (METHODS.md leaves them open, or the engine is simpler than the authors'
 * T-Head width D = the ViT's width (384 for ViT-S/16, as in the authors' code), so each search
   query has the width of the tokens it joins. ``x_pool`` = the spatial mean of the 1×1-conv map.
 * Last layers: weight-normalised with the gain fixed at 1 for all heads (DINO ``norm_last_layer``).
-* Optimisers: CNN SGD (lr ``cnn_lr``×B/256, momentum 0.9, wd 1e-4), ViT AdamW (``vit_lr``×B/256,
-  wd cosine 0.04 → 0.4 set in ``on_step_end``); ``optimizer``/``lr``/``weight_decay`` of the base
-  config are not used. One cosine lr factor for both (the engine has one): warm-up 10% (10 of 100
-  epochs), floor ``min_lr_fraction`` 0.04 (between the CNN's 0.0048/0.1 and the ViT's 1e-5/3e-4).
-  Clipping is the engine's global norm 3 per optimiser (DINO's code clips each parameter).
+* Optimisers: the CNN's backbone and MLP head SGD (lr ``cnn_lr``×B/256, momentum 0.9, wd 1e-4);
+  the ViT **and the CNN's T-Head** AdamW (``vit_lr``×B/256, wd cosine 0.04 → 0.4 set in
+  ``on_step_end``) — the CNN's T-Head is a transformer, and the authors put it in its own parameter
+  group on the ViT's schedules rather than on the CNN's SGD rate. So a CNN contributes two
+  optimisers and a ViT one. ``optimizer``/``lr``/``weight_decay`` of the base config are not used.
+  One cosine lr factor for all (the engine has one): warm-up 10% (10 of 100 epochs), floor
+  ``min_lr_fraction`` 0.04 (between the CNN's 0.0048/0.1 and the ViT's 1e-5/3e-4).
+* Clipping: each parameter's gradient norm is clipped to 3 on its own, as DINO's and the authors'
+  ``clip_gradients`` do (``clip_per_parameter``), not one global norm.
 * ``freeze_last_layer_steps``: gradients of the last layers are dropped for that many steps;
   −1 = the first 1% of the run (DINO's one epoch of 100).
 * τ_t warms up linearly over ``teacher_temp_warmup_fraction`` (0.3: DINO's 30 of 100 epochs);
@@ -46,7 +50,7 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -69,6 +73,7 @@ class MOKDConfig(RecipeConfig):
     warmup_fraction: float = 0.1
     min_lr_fraction: float = 0.04
     clip_grad: float = 3.0
+    clip_per_parameter: bool = True  # DINO/MOKD clip each parameter's gradient norm on its own
     cnn_lr: float = 0.1
     cnn_weight_decay: float = 1e-4
     vit_lr: float = 3e-4
@@ -142,12 +147,13 @@ def mokd_terms(s_glob: NetOut, s_loc: NetOut | None, t_own: NetOut, t_other: Net
 
 
 @register_recipe
-class MOKD(Recipe):
+class MOKD(Recipe[MOKDConfig]):
     name = "mokd"
     kind = "peer"
     description = "MOKD: a CNN and a ViT, each a DINO student with an EMA teacher, distil into each other"
     Config = MOKDConfig
     needs_peer = True
+    control_overrides: ClassVar[dict[str, Any]] = {"lambda_cnn": 0.0, "lambda_vit": 0.0}  # two DINO runs
     test_overrides: ClassVar[dict] = {"out_dim": 64, "head_hidden_dim": 64, "head_bottleneck_dim": 32,
                                       "n_local_crops": 2}
 
@@ -186,11 +192,11 @@ class MOKD(Recipe):
         return local_crop_size(self.student.spec.image_size, int(vit.patch_embed.patch_size[0]))
 
     def views(self) -> Callable:
-        return multicrop_views(self.student.spec, self.local_size, self.cfg)  # type: ignore[arg-type]
+        return multicrop_views(self.student.spec, self.local_size, self.cfg)
 
     # -- the loss -----------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         glob = torch.cat([batch["g0"], batch["g1"]])
         loc = torch.cat([batch[f"l{i}"] for i in range(cfg.n_local_crops)]) if cfg.n_local_crops else None
         b = batch["g0"].shape[0]
@@ -222,20 +228,33 @@ class MOKD(Recipe):
         return StepOutput(total, logs)
 
     # -- optimisation -------------------------------------------------------------------------
+    def _groups(self) -> list[tuple[bool, list[nn.Parameter]]]:
+        """(on the ViT schedules?, parameters) per optimiser: the CNN's T-Head joins the ViT's schedules."""
+        out: list[tuple[bool, list[nn.Parameter]]] = []
+        for key in ("student", "peer"):
+            net = self.nets[key]
+            if key == self.vit_key:
+                out.append((True, [p for p in net.parameters() if p.requires_grad]))
+            else:
+                thead = {id(p) for p in net.thead.parameters()}
+                out.append((False, [p for p in net.parameters() if p.requires_grad and id(p) not in thead]))
+                out.append((True, [p for p in net.thead.parameters() if p.requires_grad]))
+        return out
+
     def param_groups(self) -> list[list[nn.Parameter]]:
-        return [[p for p in self.nets[k].parameters() if p.requires_grad] for k in ("student", "peer")]
+        return [params for _, params in self._groups()]
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         opts = []
-        for key, params in zip(("student", "peer"), self.param_groups(), strict=True):
-            vit = key == self.vit_key
-            c = dataclasses.replace(cfg, optimizer="adamw" if vit else "sgd",
-                                    lr=cfg.vit_lr if vit else cfg.cnn_lr,
-                                    weight_decay=cfg.vit_weight_decay if vit else cfg.cnn_weight_decay)
+        self._vit_decay_groups = []
+        for vit_schedules, params in self._groups():
+            c = dataclasses.replace(cfg, optimizer="adamw" if vit_schedules else "sgd",
+                                    lr=cfg.vit_lr if vit_schedules else cfg.cnn_lr,
+                                    weight_decay=cfg.vit_weight_decay if vit_schedules else cfg.cnn_weight_decay)
             opts.append(build_optimizer(c, params, self.data.batch_size))
-            if vit:
-                self._vit_decay_groups = [g for g in opts[-1].param_groups if g["weight_decay"] > 0]
+            if vit_schedules:
+                self._vit_decay_groups += [g for g in opts[-1].param_groups if g["weight_decay"] > 0]
         return opts
 
     def freeze_last_layer_steps(self, total_steps: int) -> int:
@@ -267,7 +286,7 @@ class MOKD(Recipe):
             teacher, student = list(self.ema[key].parameters()), list(self.nets[key].parameters())
             torch._foreach_mul_(teacher, m)
             torch._foreach_add_(teacher, [p.detach() for p in student], alpha=1 - m)
-        cfg: MOKDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         nxt = step + 1
         self.teacher_temp.fill_(teacher_temperature(nxt, total_steps, cfg))
         if nxt < total_steps:

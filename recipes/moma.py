@@ -11,7 +11,10 @@ sees the same image with a high ratio of its patches masked, ``m(x)``. With one 
 No public code exists and only the abstract could be verified, so everything below the abstract's
 level is our choice (each one a config field where it is a number):
 
-* Masking: square patches of ``patch_size`` px (the ViT's own patch size; 16 for other students),
+* Masking: square patches of ``patch_size`` px (the ViT's own patch size; for other students
+  ``patch_size = 0`` keeps the 14×14 grid that 16 px patches make on a 224 px image:
+  ``max(1, round(side / 14))`` px, so 16 px at 224, 5 px at 64 and 2 px at 32 — a fixed 16 px patch
+  would leave a 32 px image a 2×2 grid, i.e. the student would see a single quadrant),
   exactly ``round(mask_ratio × N)`` of the N patches of every image masked, drawn uniformly per
   image (Python's ``round``; at most N − 1, so one patch always stays visible). ``mask_ratio``
   defaults to 0.75 (MAE's; the paper says very high ratios work).
@@ -21,18 +24,25 @@ level is our choice (each one a config field where it is a number):
   about (1 − r) of the encoder's compute. Any other student (CNNs, hierarchical transformers) sees
   the full image with the masked patches set to 0 *after* normalisation (the dataset mean colour);
   a grid that does not divide the image has partial patches at the right/bottom edge.
+* BatchNorm of a CNN student: its running statistics are estimated on the **unmasked** images (a
+  no-grad forward pass per step; the masked pass normalises with its batch statistics but leaves the
+  running ones alone), since at eval time the student sees unmasked images and statistics learned
+  on 75%-zeroed inputs would not fit them (``bn_stats_unmasked``; costs one more forward pass).
 * Target: the teacher's pooled embedding (CLS for MoCo v3, mean patch token for MAE — whatever the
   teacher zoo defines) on the **unmasked** image, each teacher at its own resolution and
   normalisation. Teachers and student see one shared random crop (scale ``crop_scale_min``–1) and
   flip, MAE's pre-training augmentation, no colour jitter.
 * Several teachers: the per-teacher losses are summed with ``teacher_loss_weights`` (default 1
   each, i.e. equal); ``--teacher moco-v3-vit-b16,mae-vit-b16`` gives the paper's MoCo+MAE mode.
-* Optimisation: AdamW, lr 1.5e-4 × B/256, wd 0.05, 5% warm-up then cosine (MAE's settings).
+* Optimisation: AdamW, lr 1e-3 (not scaled by the batch), wd 0.05, 5% warm-up then cosine. MAE's
+  1.5e-4 × B/256 is tuned for batch 4096 (2.4e-3 there) and collapses to 7.5e-5 at batch 128; with no
+  authors' code to follow we use feature-kd's rate, the nearest recipe (a cosine regression too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -50,16 +60,21 @@ from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_r
 @dataclass
 class MOMAConfig(RecipeConfig):
     optimizer: str = "adamw"
-    lr: float = 1.5e-4  # × batch/256
-    scale_lr_by_batch: bool = True
+    lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_fraction: float = 0.05
     mask_ratio: float = 0.75
-    patch_size: int = 0  # 0 = the ViT student's patch size, 16 for other students
+    patch_size: int = 0  # 0 = the ViT student's patch size, else max(1, round(side / 14)) px
+    bn_stats_unmasked: bool = True  # CNN BatchNorm running statistics from unmasked images
     hidden_dim: int = 2048  # projector Linear(d, hidden)-BN-ReLU-Linear(hidden, teacher width)
     teacher_loss_weights: tuple[float, ...] = ()  # one per teacher; empty = 1 each
     crop_scale_min: float = 0.2
     ln_eps: float = 1e-6
+
+
+def mask_patch_size(image_size: int) -> int:
+    """Patch side that keeps the 14×14 grid of 16 px patches on 224 px: ``max(1, round(side / 14))``."""
+    return max(1, round(image_size / 14))
 
 
 def num_masked(num_patches: int, ratio: float) -> int:
@@ -112,8 +127,25 @@ def moma_loss(preds: Sequence[torch.Tensor], teacher_embs: Sequence[torch.Tensor
     return terms
 
 
+@contextlib.contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """BatchNorm layers normalise with batch statistics but leave their running statistics unchanged."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 − momentum)·running + momentum·batch → unchanged
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
 @register_recipe
-class MOMA(Recipe):
+class MOMA(Recipe[MOMAConfig]):
     name = "moma"
     kind = "teacher→student"
     description = "MOMA: a masked student regresses the normalised embeddings of one or more frozen teachers"
@@ -139,7 +171,7 @@ class MOMA(Recipe):
                                       f"patch size {vit_patch}; leave it at 0")
             self.patch_size = vit_patch
         else:
-            self.patch_size = cfg.patch_size or 16
+            self.patch_size = cfg.patch_size or mask_patch_size(student.spec.image_size)
         self.projectors = nn.ModuleList(mlp(student.embed_dim, (cfg.hidden_dim, t.embed_dim))
                                         for t in self.teachers)
 
@@ -155,7 +187,12 @@ class MOMA(Recipe):
         mask = random_patch_mask(images.shape[0], gh * gw, self.cfg.mask_ratio, images.device)  # type: ignore[attr-defined]
         if self.drops_tokens:
             return vit_visible_forward(self.student.backbone, images, mask)  # type: ignore[arg-type]
-        return self.student(zero_masked_patches(images, mask, self.patch_size))
+        if not (self.cfg.bn_stats_unmasked and self.training):  # type: ignore[attr-defined]
+            return self.student(zero_masked_patches(images, mask, self.patch_size))
+        with torch.no_grad():
+            self.student(images)  # running statistics from the unmasked images eval will see
+        with frozen_running_stats(self.student):
+            return self.student(zero_masked_patches(images, mask, self.patch_size))
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         with torch.no_grad():

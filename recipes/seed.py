@@ -24,9 +24,13 @@ Choices where the paper is unclear or our setting differs:
   for it. A trainable teacher-side head would make the queued embeddings stale as it moves and
   could make the targets easier by collapsing them, so it is not used.
 * Queue initialisation: random unit vectors, as in the authors' (MoCo) code; until K teacher
-  embeddings have been enqueued the remaining rows act as random negatives. ``queue_size``
-  defaults to the ImageNet K = 65536; use a few thousand for small data (K ≤ the number of
-  images keeps every queued row from the current epoch).
+  embeddings have been enqueued the remaining rows act as random negatives.
+* Queue length: ``queue_size = 0`` (the default) sizes it from the data by one rule,
+  ``K = min(65536, B·⌊N / 2B⌋)`` (at least one batch) for N training images and batch B. At ImageNet
+  scale this is the authors' 65,536; on a small data set it keeps the queue within half an epoch, so
+  it never holds a stale copy of the image being trained on (a false negative) and is filled with
+  real teacher embeddings after half an epoch instead of being mostly random vectors for thousands
+  of steps. A positive ``queue_size`` is used as given.
 * The queue is updated in ``on_step_end`` (after the optimiser step), since the loss graph reads it.
 * Optimisation: SGD, lr 0.03 × B/256, momentum 0.9, wd 1e-4, cosine with 5 of 200 epochs of
   linear warm-up; no gradient clipping (the authors' code has none).
@@ -57,11 +61,17 @@ class SEEDConfig(RecipeConfig):
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.025  # 5 of 200 epochs
     clip_grad: float = 0.0
-    queue_size: int = 65536
+    queue_size: int = 0  # 0 = min(65536, B·⌊N/2B⌋), see the docstring; the authors': 65536
     dim: int = 128  # the common width when the student and teacher embeddings differ
     hidden_dim: int = 0  # width of the student head's hidden layer; 0 = the student's d (the authors')
     temperature_student: float = 0.2
     temperature_teacher: float = 1e-4
+
+
+def queue_size_for(num_images: int, batch_size: int) -> int:
+    """``min(65536, B·⌊N / 2B⌋)``, at least one batch: the queue spans at most half an epoch."""
+    b = max(1, batch_size)
+    return max(b, min(65536, b * (num_images // (2 * b))))
 
 
 def seed_loss(s: torch.Tensor, t: torch.Tensor, queue: torch.Tensor,
@@ -79,7 +89,7 @@ def seed_loss(s: torch.Tensor, t: torch.Tensor, queue: torch.Tensor,
 
 
 @register_recipe
-class SEED(Recipe):
+class SEED(Recipe[SEEDConfig]):
     name = "seed"
     kind = "teacher→student"
     description = "SEED: match the teacher's similarity distribution over a queue of teacher embeddings"
@@ -101,7 +111,7 @@ class SEED(Recipe):
             self.register_buffer("teacher_proj", proj)
         else:
             self.teacher_proj = None
-        self.queue = EmbeddingQueue(cfg.queue_size, out)
+        self.queue = EmbeddingQueue(cfg.queue_size or queue_size_for(self.data.num_images, self.data.batch_size), out)
         self._pending: torch.Tensor | None = None
 
     def views(self) -> Callable:
@@ -116,7 +126,7 @@ class SEED(Recipe):
         return F.normalize(t, dim=1)
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
-        cfg: SEEDConfig = self.cfg  # type: ignore[assignment]
+        cfg = self.cfg
         t = self.teacher_embedding(batch["t"])
         s = F.normalize(self.head(self.student(batch["x"])).float(), dim=1)
         loss = seed_loss(s, t, self.queue.queue, cfg.temperature_student, cfg.temperature_teacher)

@@ -27,7 +27,7 @@ class SimCLRConfig(RecipeConfig):
 
 
 @register_recipe
-class SimCLR(Recipe):
+class SimCLR(Recipe[SimCLRConfig]):
     name = "simclr"
     kind = "control"
     description = "SimCLR NT-Xent on two views: the student trained alone, no teacher (control)"

@@ -27,7 +27,7 @@ class SupervisedConfig(RecipeConfig):
 
 
 @register_recipe
-class Supervised(Recipe):
+class Supervised(Recipe[SupervisedConfig]):
     name = "supervised"
     kind = "control"
     description = "cross-entropy on labels (train a teacher on your labelled data, or an upper bound)"

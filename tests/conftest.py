@@ -11,8 +11,10 @@ import torch
 from compressor.data.datasets import find_fashion_mnist
 from compressor.models.encoder import Encoder
 from compressor.models.students import build_student
+from compressor.plugins import load_plugins
 
 torch.set_num_threads(2)
+load_plugins()  # what the CLI does first: the recipes register themselves with the core
 
 
 def frozen_teacher(arch: str = "resnet10t", image_size: int = 40) -> Encoder:

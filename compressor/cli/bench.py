@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from compressor.cli.main import app
 
-
-@app.command("bench")
 def bench_cmd(
     target: Annotated[Path, typer.Argument(
         help="A run directory (the PyTorch student and every file in RUN/export) or one exported file.")],
@@ -39,8 +36,7 @@ def bench_cmd(
     """Per backend, format, batch: p50/p90/p99, mean±std, img/s, size, params, GFLOPs, cosine vs PyTorch."""
     from rich.console import Console
 
-    from compressor.cli.export import parse_ints
-    from compressor.cli.util import setup_logging
+    from compressor.cli.util import parse_ints, setup_logging
     from compressor.engine.runlock import refuse_if_training
     from compressor.export.bench import BenchOptions, bench
 

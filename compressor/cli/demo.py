@@ -8,23 +8,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from compressor.cli.main import app
 from compressor.cli.util import setup_logging
 
 
-@app.command("demo")
 def demo(
     out: Annotated[str, typer.Option(help="Where the demo's runs go.")] = "runs/demo",
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
-    steps: Annotated[int, typer.Option(help="Training steps of each student.")] = 150,
-    teacher_steps: Annotated[int, typer.Option(help="Training steps of the teacher.")] = 200,
-    images: Annotated[int, typer.Option(help="Training images (a fixed subset of Fashion-MNIST).")] = 10_000,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each student.")] = 2,
+    teacher_epochs: Annotated[int, typer.Option(help="Training epochs of the teacher (whole split).")] = 2,
+    images: Annotated[int, typer.Option(help="The students' training images (a fixed subset).")] = 10_000,
 ) -> None:
-    """Train a teacher, distill a smaller student with MV-MR, train it alone with SimCLR, compare by kNN."""
+    """Train a teacher, distill a smaller student from it, train it alone with SimCLR, compare by kNN."""
     from compressor.demo import DemoConfig, run_demo
 
     setup_logging()
-    cfg = DemoConfig(out=out, data_root=data_root, student_steps=steps, teacher_steps=teacher_steps, images=images)
+    cfg = DemoConfig(out=out, data_root=data_root, epochs=epochs, teacher_epochs=teacher_epochs, images=images)
     results = run_demo(cfg)
     table = Table(title=f"Fashion-MNIST kNN top-1 (k=20, T=0.07; {cfg.eval_bank} train bank, "
                         f"{cfg.eval_queries} test queries)")

@@ -1,55 +1,22 @@
-"""``compress distill``: train a student with an SSL-KD recipe."""
+"""``compress distill``: train a student with an SSL-KD recipe (its flags are TrainConfig's fields)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from compressor.cli.main import app
-from compressor.cli.util import setup_logging
+from compressor.cli.util import dataclass_options, given_on_command_line, setup_logging, with_parameters
+from compressor.engine.config import FIELDS, TrainConfig
 
 
-@app.command("distill")
 def distill(
-    student: Annotated[str | None, typer.Option(help="Student architecture: any timm model (e.g. resnet18).")] = None,
-    teacher: Annotated[str | None, typer.Option(
-        help="Teacher name (see `compress list teachers`), timm:<name>, open_clip:<arch>:<tag> or a run "
-             "directory; comma-separated for several (moma).")] = None,
-    teacher_weights: Annotated[str | None, typer.Option(
-        help="Local teacher checkpoint in its official format, or `random` (no pretrained weights). "
-             "Needed offline.")] = None,
-    teacher_image_size: Annotated[int | None, typer.Option(help="Teacher input size (default: its own).")] = None,
-    peer: Annotated[str | None, typer.Option(help="Second trainable model for peer recipes (dogo, mokd, css).")] = None,
-    recipe: Annotated[str | None, typer.Option(help="Recipe (see `compress list recipes`). Default mvmr.")] = None,
-    data: Annotated[str | None, typer.Option(help="A folder of images (class sub-folders give labels), "
-                                                  "`fashion-mnist` or `synthetic`.")] = None,
-    data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
-    max_images: Annotated[int | None, typer.Option(help="Train on a fixed random subset of N images.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs to train (default 1 when --max-steps is absent).")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimisation steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Images per step (default 64).")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Student input size (default: the model's own).")] = None,
-    peer_image_size: Annotated[int | None, typer.Option(help="Peer input size (default: --image-size).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")] = None,
+    ctx: typer.Context,
     config: Annotated[Path | None, typer.Option(help="YAML file with the same fields as these flags "
                                                      "(flags win; unknown keys are errors).")] = None,
-    out: Annotated[str | None, typer.Option(help="Run directory (default runs/<recipe>-<student>-<time>).")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the run in --out from its last checkpoint.")] = False,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(
-        help="Write a checkpoint every N steps (default 500).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Data-loading worker processes (default 0).")] = None,
-    trust_checkpoint: Annotated[bool, typer.Option(
-        "--trust-checkpoint",
-        help="Allow TorchScript teacher files (OpenAI CLIP .pt). Only for files you trust.")] = False,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Recipe option key=value (repeatable), e.g. --set lr=3e-4 --set projector_dims=[512,512].")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.", show_default=False)] = False,
+    **fields: Any,
 ) -> None:
     """Distill a compact student from a teacher (or a peer) with an SSL-KD recipe.
 
@@ -58,17 +25,19 @@ def distill(
     """
     from compressor.engine.config import parse_set_options, resolve_config
     from compressor.engine.trainer import train
+    from compressor.rundir import RunDir
 
     setup_logging()
-    flags = dict(student=student, teacher=teacher, teacher_weights=teacher_weights,
-                 teacher_image_size=teacher_image_size, peer=peer, recipe=recipe, data=data, data_root=data_root,
-                 max_images=max_images, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                 image_size=image_size, peer_image_size=peer_image_size, device=device, precision=precision,
-                 out=out, resume=resume or None, seed=seed, checkpoint_every=checkpoint_every, workers=workers,
-                 trust_checkpoint=trust_checkpoint or None, recipe_config=parse_set_options(set_) or None)
-    config_file = str(config) if config else None
-    if resume and out and config_file is None and (Path(out) / "config.yaml").is_file():
-        config_file = str(Path(out) / "config.yaml")  # a resumed run keeps its own configuration
+    flags = {k: v for k, v in fields.items() if given_on_command_line(ctx, k)}  # YAML keeps what was not typed
+    if "recipe_config" in flags:
+        flags["recipe_config"] = parse_set_options(flags["recipe_config"])
+    config_file: Path | None = config
+    out = flags.get("out")
+    if flags.get("resume") and out and config_file is None and RunDir(out).config_path.is_file():
+        config_file = RunDir(out).config_path  # a resumed run keeps its own configuration
     cfg = resolve_config(flags, config_file)
     run_dir = train(cfg, progress=not quiet)
-    typer.echo(f"student written to {run_dir / 'student.safetensors'}; evaluate it with `compress eval {run_dir}`")
+    typer.echo(f"student written to {RunDir(run_dir).weights_path()}; evaluate it with `compress eval {run_dir}`")
+
+
+with_parameters(distill, dataclass_options(TrainConfig, FIELDS))

@@ -10,11 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from compressor.cli.main import app
 from compressor.cli.util import setup_logging
 
 
-@app.command("eval")
 def eval_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     data: Annotated[str | None, typer.Option(help="Data SPEC to evaluate on (default: the run's --data).")] = None,
@@ -33,7 +31,7 @@ def eval_cmd(
     from compressor.errors import CompressorError
     from compressor.eval.embed import evaluate_encoder
     from compressor.models.saved import load_encoder
-    from compressor.utils.yamlfile import read_yaml_file
+    from compressor.rundir import RunDir
 
     setup_logging()
     refuse_if_training(run, "eval")
@@ -42,13 +40,10 @@ def eval_cmd(
             raise CompressorError(f"{flag} must be at least 1, got {value}")
     encoder = load_encoder(run)
     if data is None:
-        cfg_path = run / "config.yaml"
-        if not cfg_path.is_file():
-            raise CompressorError(f"{run} has no config.yaml to take the data from; pass --data SPEC")
-        cfg = read_yaml_file(cfg_path, "run config")
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("data"), str):
-            raise CompressorError(f"{cfg_path} names no data; pass --data SPEC")
-        data, data_root = cfg.get("data"), data_root or cfg.get("data_root")
+        data, run_root = RunDir(run).data(fix="pass --data SPEC")
+        data_root = data_root or run_root
+        if data is None:
+            raise CompressorError(f"{RunDir(run).config_path} is missing; pass --data SPEC")
     dev = resolve_device(device)
     encoder.to(dev)
     res = evaluate_encoder(encoder, build_dataset(data, "train", data_root), build_dataset(data, "val", data_root),

@@ -7,23 +7,7 @@ from typing import Annotated
 
 import typer
 
-from compressor.cli.main import app
 
-
-def parse_ints(text: str, what: str) -> tuple[int, ...]:
-    """``"1,8,32"`` → ``(1, 8, 32)``, with a one-line error naming the option."""
-    from compressor.errors import CompressorError
-
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError as err:
-        raise CompressorError(f"{what} takes comma-separated integers such as 1,8,32, not {text!r}") from err
-    if not values or min(values) < 1:
-        raise CompressorError(f"{what} takes positive integers such as 1,8,32, not {text!r}")
-    return values
-
-
-@app.command("export")
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     format: Annotated[str, typer.Option("--format", "-f",
@@ -56,7 +40,7 @@ def export_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from compressor.cli.util import setup_logging
+    from compressor.cli.util import parse_ints, setup_logging
     from compressor.engine.runlock import refuse_if_training
     from compressor.errors import CompressorError
     from compressor.export.exporter import ExportOptions, export_run

@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from compressor.cli.main import app
-
 
 class What(str, Enum):
     teachers = "teachers"
@@ -18,7 +16,6 @@ class What(str, Enum):
     recipes = "recipes"
 
 
-@app.command("list")
 def list_cmd(
     what: Annotated[What, typer.Argument(help="teachers, students or recipes.")],
     filter_: Annotated[str, typer.Option("--filter", help="Wildcard for students, e.g. 'resnet*'.")] = "",
@@ -26,7 +23,7 @@ def list_cmd(
     """List the registered teachers, student architectures or recipes."""
     console = Console()
     if what is What.recipes:
-        from compressor.recipes import list_recipes
+        from compressor.engine.recipe import list_recipes
 
         table = Table("recipe", "kind", "description")
         for r in list_recipes():

@@ -1,13 +1,21 @@
-"""The ``compress`` command: one Typer app composed of one module per sub-command."""
+"""The ``compress`` command: one Typer app; each sub-command lives in its own module and is registered here.
+
+The command modules never import this one (the arrows run main → commands), so
+``compressor.cli.main:app`` is complete as soon as it is imported.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
+from compressor import __version__
+from compressor.cli import bench, demo, distill, eval, export, list_cmd
 from compressor.errors import CompressorError
+from compressor.plugins import load_plugins
 
 app = typer.Typer(
     name="compress",
@@ -15,12 +23,38 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: on/off flags show no value placeholder
 )
 
+app.command("distill")(distill.distill)
+app.command("eval")(eval.eval_cmd)
+app.command("export")(export.export_cmd)
+app.command("bench")(bench.bench_cmd)
+app.command("list")(list_cmd.list_cmd)
+app.command("demo")(demo.demo)
 
-def _register_commands() -> None:
-    # Each command lives in its own module; importing it registers it on ``app``.
-    from compressor.cli import commands  # noqa: F401
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"compress {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version, show_default=False)] = False,
+) -> None:
+    """Distill compact image encoders from self-supervised teachers, evaluate, export and benchmark them."""
+
+
+def _click_class(err: BaseException, name: str) -> bool:
+    """Whether ``err`` is click's ``name`` (ClickException, Abort), from whichever click Typer runs on.
+
+    Typer ≥ 0.26 ships its own copy of click, whose exceptions are not ``click.ClickException``; the
+    class names are the same in both, so the check reads them off the exception's classes.
+    """
+    return any(c.__name__ == name and "click" in c.__module__ for c in type(err).__mro__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,9 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("COMPRESS_DEBUG") == "1"
     if "--debug" in args:
         args.remove("--debug")
-    _register_commands()
     try:
-        app(args=args, standalone_mode=False)
+        load_plugins()
+        code = app(args=args, prog_name="compress", standalone_mode=False)
     except CompressorError as err:
         if debug:
             raise
@@ -42,19 +76,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as err:  # click's usage errors and anything unexpected
-        import click
-
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
-            sys.exit(1)
+    except Exception as err:
+        if _click_class(err, "NoArgsIsHelpError"):  # bare `compress`: the help, as --help prints it
+            typer.echo(err.format_message())  # type: ignore[attr-defined]  # a ClickException
+            sys.exit(0)
+        if _click_class(err, "ClickException"):  # usage errors: click's own message, on one line
+            typer.echo(f"error: {' '.join(err.format_message().split())}", err=True)  # type: ignore[attr-defined]  # a ClickException
+            sys.exit(getattr(err, "exit_code", 2))
+        if _click_class(err, "Abort"):
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
         if debug:
             raise
         typer.echo(f"error: {type(err).__name__}: {err} (re-run with --debug for the traceback)", err=True)
         sys.exit(1)
-
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,10 +1,17 @@
-"""Shared CLI helpers: logging through rich."""
+"""Helpers shared by the command modules: logging, integer lists, and flags built from config dataclasses."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
+from collections.abc import Callable
+from typing import Annotated, Any
 
+import typer
 from rich.logging import RichHandler
+
+from compressor.errors import CompressorError
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -13,3 +20,57 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler = RichHandler(show_path=False, show_time=False, markup=False)
         logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def parse_ints(text: str, what: str) -> tuple[int, ...]:
+    """``"1,8,32"`` → ``(1, 8, 32)``, with a one-line error naming the option."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise CompressorError(f"{what} takes comma-separated integers such as 1,8,32, not {text!r}") from err
+    if not values or min(values) < 1:
+        raise CompressorError(f"{what} takes positive integers such as 1,8,32, not {text!r}")
+    return values
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    return str(field.metadata.get("flag") or "--" + field.name.replace("_", "-"))
+
+
+def dataclass_options(cls: type, hints: dict[str, Any], skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """One Typer option per field of ``cls``: its default, type and help come from the field itself.
+
+    Booleans become on-only flags (``--resume``); dict fields (``recipe_config``) a repeatable
+    ``key=value`` option under the field's ``flag`` name. The defaults shown in ``--help`` are the
+    dataclass's own, so a default is written once.
+    """
+    params = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        hint, help_text = hints[f.name], f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if hint is bool:
+            info = typer.Option(flag_name(f), help=help_text, show_default=False)
+        elif f.default is dataclasses.MISSING:  # a mapping such as recipe_config: repeated key=value
+            hint, info = list[str] | None, typer.Option(flag_name(f), help=help_text, show_default=False,
+                                                       metavar="KEY=VALUE")
+        else:
+            info = typer.Option(flag_name(f), help=help_text, show_default=default not in (None, ""))
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[hint, info]))
+    return params
+
+
+def with_parameters(func: Callable[..., Any], extra: list[inspect.Parameter]) -> Callable[..., Any]:
+    """``func`` with ``extra`` keyword parameters added to the signature Typer reads (they arrive in ``**kwargs``)."""
+    sig = inspect.signature(func, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    func.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]  # read by Typer
+    return func
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed the option (rather than Typer filling in its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"

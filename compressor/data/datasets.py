@@ -37,6 +37,9 @@ class ImageDataset(Dataset):
 
     classes: list[str]
 
+    def __len__(self) -> int:  # torch's Dataset declares no __len__; every dataset here has one
+        raise NotImplementedError
+
     @property
     def has_labels(self) -> bool:
         return len(self.classes) > 0

@@ -9,6 +9,7 @@ import torch
 from torchvision.transforms import v2
 
 from compressor.models.encoder import InputSpec
+from compressor.models.stems import SMALL_INPUT_BELOW
 
 Transform = Callable[[object], torch.Tensor]
 
@@ -42,6 +43,9 @@ MVMR_AUG = AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2), blur_p=1.0)
 
 
 def _augment_ops(cfg: AugmentConfig, size: int) -> list:
+    """The augmentation ops at ``size`` px. Below ``SMALL_INPUT_BELOW`` (96) px there is no blur: the
+    authors' small-image settings drop it (SimCLR's CIFAR setting, DoGo's ``cifar`` path), since a
+    3-pixel kernel on a 32 px image removes much of what is left to recognise."""
     kernel = max(3, int(cfg.blur_kernel_frac * size) // 2 * 2 + 1)  # odd
     ops: list = [v2.RandomResizedCrop(size, scale=cfg.scale, antialias=True), v2.RandomHorizontalFlip(cfg.flip_p)]
     if cfg.jitter_p > 0:
@@ -51,7 +55,7 @@ def _augment_ops(cfg: AugmentConfig, size: int) -> list:
     # Colour ops run on the PIL image (hue jitter on tensors is ~70x slower), the blur on the tensor
     # (Pillow's path through v2.GaussianBlur is ~80x slower).
     ops.append(v2.ToImage())
-    if cfg.blur_p > 0:
+    if cfg.blur_p > 0 and size >= SMALL_INPUT_BELOW:
         ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=cfg.blur_p))
     if cfg.solarize_p > 0:
         ops.append(v2.RandomSolarize(128, p=cfg.solarize_p))  # on the uint8 image, as PIL's solarize

@@ -1,48 +1,62 @@
-"""The resolved configuration of a training run: defaults ← ``--config`` YAML ← command-line flags."""
+"""The resolved configuration of a training run: defaults ← ``--config`` YAML ← command-line flags.
+
+:class:`TrainConfig` is the one declaration of each field: its default, its type (which YAML values
+and flags are coerced to, :mod:`compressor.utils.coerce`) and its help text (``compress distill``
+builds its flags from these fields, so a new field is a new flag with nothing else to edit).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from compressor.errors import CompressorError
+from compressor.utils.coerce import apply_overrides, coerce, field_hints, parse_yaml_value
+
+
+def option(default: Any, help: str, **meta: Any) -> Any:
+    """A config field with its ``--flag`` help text (``meta``: ``flag`` for another name, ``hidden``)."""
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass
 class TrainConfig:
-    """Every field is also a ``compress distill`` flag (``batch_size`` ↔ ``--batch-size``)."""
+    """Every field is a ``compress distill`` flag: ``batch_size`` ↔ ``--batch-size``, ``recipe_config`` ↔ ``--set``."""
 
-    student: str = ""
-    teacher: str | None = None  # comma-separated for several teachers (moma)
-    teacher_weights: str | None = None  # a path, `random`, or comma-separated per teacher
-    teacher_image_size: int | None = None
-    peer: str | None = None
-    recipe: str = "mvmr"
-    data: str = ""
-    data_root: str | None = None
-    max_images: int | None = None  # train on a fixed random subset of this many images
-    epochs: int | None = None
-    max_steps: int | None = None
-    batch_size: int = 64
-    image_size: int | None = None
-    peer_image_size: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    out: str | None = None
-    resume: bool = False
-    seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    workers: int = 0
-    log_every: int = 10
-    trust_checkpoint: bool = False
-    recipe_config: dict[str, Any] = field(default_factory=dict)
+    student: str = option("", "Student architecture: any timm model (e.g. resnet18).")
+    teacher: str | None = option(None, "Teacher name (see `compress list teachers`), timm:<name>, "
+                                       "open_clip:<arch>:<tag> or a run directory; comma-separated for several.")
+    teacher_weights: str | None = option(None, "Local teacher checkpoint in its official format, or `random` "
+                                               "(no pretrained weights); comma-separated per teacher. Needed offline.")
+    teacher_image_size: int | None = option(None, "Teacher input size (default: its own).")
+    peer: str | None = option(None, "Second trainable model for peer recipes (see `compress list recipes`).")
+    recipe: str = option("mvmr", "Recipe (see `compress list recipes`).")
+    data: str = option("", "A folder of images (class sub-folders give labels), `fashion-mnist` or `synthetic`.")
+    data_root: str | None = option(None, "Where to look for fashion-mnist first.")
+    max_images: int | None = option(None, "Train on a fixed random subset of N images.")
+    epochs: int | None = option(None, "Epochs to train (default 1 when --max-steps is absent).")
+    max_steps: int | None = option(None, "Stop after N optimisation steps.")
+    batch_size: int = option(64, "Images per step (at most the number of training images).")
+    image_size: int | None = option(None, "Student input size (default: the model's own).")
+    stem: str = option("auto", "CNN stem: auto (the authors' 3x3 stride-1 stem without max-pool below 96 px), "
+                               "imagenet or small (compressor/models/stems.py).")
+    peer_image_size: int | None = option(None, "Peer input size (default: --image-size).")
+    device: str = option("auto", "auto (CUDA when present), cpu or cuda.")
+    precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")
+    out: str | None = option(None, "Run directory (default runs/<recipe>-<student>-<time>).")
+    resume: bool = option(False, "Continue the run in --out from its last checkpoint.")
+    seed: int = option(0, "Random seed.")
+    checkpoint_every: int = option(500, "Write a checkpoint every N steps.")
+    keep_checkpoints: int = option(2, "How many of the newest checkpoints to keep.")
+    workers: int = option(0, "Data-loading worker processes.")
+    log_every: int = option(10, "Write metrics every N steps.")
+    trust_checkpoint: bool = option(False, "Allow TorchScript teacher files (OpenAI CLIP .pt). "
+                                           "Only for files you trust.")
+    recipe_config: dict[str, Any] = field(default_factory=dict, metadata={
+        "flag": "--set",
+        "help": "Recipe option key=value (repeatable), e.g. --set lr=3e-4 --set projector_dims=[512,512]."})
 
     def teachers(self) -> list[str]:
         return [t.strip() for t in (self.teacher or "").split(",") if t.strip()]
@@ -51,58 +65,36 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+FIELDS = field_hints(TrainConfig)
 
 
-def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
-    """The accepted runtime types of each field, read off the annotations (``int | None`` → ``(int,)``)."""
-    out: dict[str, tuple[type, ...]] = {}
-    for name, hint in typing.get_type_hints(cls).items():
-        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        out[name] = tuple(typing.get_origin(a) or a for a in args if a is not type(None))
-    return out
+def read_yaml(path: str | Path) -> Any:
+    """Safe YAML from ``path``; a missing or invalid file is a one-line error with the line and column."""
+    from compressor.utils.yamlfile import read_yaml_file  # size, alias and UTF-8 limits
 
-
-_TYPES = _field_types(TrainConfig)
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise CompressorError(f"config file {str(path)!r} does not exist")
+    return read_yaml_file(path)
 
 
 def read_yaml_config(path: str | Path) -> dict[str, Any]:
     """Read a ``--config`` file (safe YAML); unknown keys and wrong types are errors naming the key."""
-    from compressor.utils.yamlfile import read_yaml_file
-
-    path = Path(path)
-    if not path.exists():
-        raise CompressorError(f"config file {str(path)!r} does not exist")
-    raw = read_yaml_file(path) or {}
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise CompressorError(f"{path} must be a mapping of option: value (got {type(raw).__name__})")
+    from compressor.registry import did_you_mean
+
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
         if name not in FIELDS:
-            import difflib
-
-            close = difflib.get_close_matches(name, FIELDS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise CompressorError(f"unknown key {key!r} in {path}{hint}")
-        out[name] = check_type(name, value, str(path))
+            raise CompressorError(f"unknown key {key!r} in {path}{did_you_mean(name, list(FIELDS))}")
+        out[name] = coerce(value, FIELDS[name], f"{name} in {path}")
     return out
 
 
-def check_type(name: str, value: Any, where: str) -> Any:
-    if value is None:
-        return None
-    accepted = _TYPES[name]
-    if isinstance(value, int) and not isinstance(value, bool) and float in accepted:
-        return float(value)
-    ok = isinstance(value, accepted) and not (isinstance(value, bool) and bool not in accepted)
-    if not ok:
-        shown = repr(value) if len(repr(value)) <= 60 else f"a {type(value).__name__}"  # never a huge value
-        raise CompressorError(f"{name} in {where} must be {accepted[0].__name__}, got {shown}")
-    return value
-
-
-def resolve_config(flags: dict[str, Any], config_file: str | None = None) -> TrainConfig:
+def resolve_config(flags: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
     """Defaults, then the YAML file, then every flag the user gave (``None`` means not given)."""
     values: dict[str, Any] = read_yaml_config(config_file) if config_file else {}
     for key, value in flags.items():
@@ -111,7 +103,7 @@ def resolve_config(flags: dict[str, Any], config_file: str | None = None) -> Tra
         if key == "recipe_config":
             values["recipe_config"] = {**values.get("recipe_config", {}), **value}
         else:
-            values[key] = value
+            values[key] = coerce(value, FIELDS[key], f"--{key.replace('_', '-')}")
     cfg = TrainConfig(**values)
     if not cfg.student:
         raise CompressorError("no student given: pass --student NAME (any timm model, e.g. resnet18)")
@@ -126,22 +118,14 @@ def resolve_config(flags: dict[str, Any], config_file: str | None = None) -> Tra
 
 
 def parse_set_options(items: list[str] | None) -> dict[str, Any]:
-    """``--set key=value`` pairs (values parsed as YAML scalars/lists) into a dict."""
+    """``--set key=value`` pairs into a dict (values read as YAML; their types are fixed by the recipe's config)."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
             raise CompressorError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = parse_scalar(value)
+        out[key.strip().replace("-", "_")] = parse_yaml_value(value)
     return out
 
 
-def parse_scalar(text: str):
-    """A YAML value, with ``3e-4`` read as a float (YAML 1.1 would keep it a string)."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+__all__ = ["FIELDS", "TrainConfig", "apply_overrides", "parse_set_options", "read_yaml_config", "resolve_config"]

@@ -71,7 +71,8 @@ def run_signature(cfg: Any) -> dict[str, Any]:
 
 def check_resume_matches(saved: Mapping[str, Any], cfg: Any, recorded_state: Mapping[str, torch.Tensor],
                          current_state: Mapping[str, torch.Tensor], path: Path,
-                         saved_recipe: Mapping[str, Any] | None = None, recipe: Mapping[str, Any] | None = None) -> None:
+                         saved_recipe: Mapping[str, Any] | None = None,
+                         recipe: Mapping[str, Any] | None = None) -> None:
     """The checkpoint at ``path`` fits this config; else a one-line error naming the first difference.
 
     Recipe options count too: the optimiser state restores the checkpoint's learning rate, so a
@@ -87,6 +88,8 @@ def check_resume_matches(saved: Mapping[str, Any], cfg: Any, recorded_state: Map
         if name not in saved:
             continue  # checkpoints of older versions record only recipe and student
         then, now = saved[name], getattr(cfg, name, None)
+        if then is None or now is None:
+            continue  # "the model's default": config.yaml records the resolved size, the flag may be absent
         if then != now:
             flag = "--" + name.replace("_", "-")
             raise CompressorError(f"{path} was trained with {flag} {then}, not {now}; resume with the run's own "

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from compressor.data.datasets import ImageDataset, build_dataset
 from compressor.engine.config import TrainConfig
+from compressor.engine.recipe import DataInfo, Recipe, get_recipe, list_recipes, make_config
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.models.students import build_student
-from compressor.recipes import get_recipe
-from compressor.recipes.base import DataInfo, Recipe, make_config
 
 log = logging.getLogger("compressor")
 
@@ -67,7 +67,7 @@ def build_teachers(cfg: TrainConfig) -> list[Encoder]:
                           trust_checkpoint=cfg.trust_checkpoint) for i, n in enumerate(names)]
 
 
-def check_recipe_inputs(recipe_cls: type[Recipe], cfg: TrainConfig) -> None:
+def check_recipe_inputs(recipe_cls: type[Recipe[Any]], cfg: TrainConfig) -> None:
     """A recipe gets exactly the models it uses; anything else is a one-line error naming the flag."""
     n = len(cfg.teachers())
     name = recipe_cls.name
@@ -77,11 +77,13 @@ def check_recipe_inputs(recipe_cls: type[Recipe], cfg: TrainConfig) -> None:
     if not recipe_cls.needs_teacher and n:
         raise CompressorError(f"recipe {name} uses no teacher; drop --teacher (or pick a teacher→student recipe)")
     if n > 1 and not recipe_cls.multi_teacher:
-        raise CompressorError(f"recipe {name} takes one teacher, got {n}; moma takes several")
+        several = ", ".join(r.name for r in list_recipes() if r.multi_teacher) or "none"
+        raise CompressorError(f"recipe {name} takes one teacher, got {n}; recipes that take several: {several}")
     if recipe_cls.needs_peer and not cfg.peer:
         raise CompressorError(f"recipe {name} trains a pair: pass --peer NAME (any timm model)")
     if not recipe_cls.needs_peer and cfg.peer:
-        raise CompressorError(f"recipe {name} trains one model; drop --peer (dogo, mokd and css take one)")
+        pairs = ", ".join(r.name for r in list_recipes() if r.needs_peer) or "none"
+        raise CompressorError(f"recipe {name} trains one model; drop --peer (recipes that take one: {pairs})")
 
 
 @dataclass
@@ -89,7 +91,8 @@ class Components:
     device: torch.device
     autocast_dtype: torch.dtype | None
     dataset: ImageDataset
-    recipe: Recipe
+    recipe: Recipe[Any]
+    batch_size: int  # cfg.batch_size clamped once to the dataset's size; the recipe's lr scaling sees the same
 
 
 def build_components(cfg: TrainConfig) -> Components:
@@ -103,9 +106,10 @@ def build_components(cfg: TrainConfig) -> Components:
         raise CompressorError(f"recipe {recipe_cls.name} is supervised and {cfg.data!r} has no labels; "
                               "put the images in one sub-folder per class")
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
-    student = build_student(cfg.student, cfg.image_size)
-    peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size) if cfg.peer else None
+    student = build_student(cfg.student, cfg.image_size, stem=cfg.stem)
+    peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
     teachers = build_teachers(cfg)
-    info = DataInfo(num_classes=len(dataset.classes), batch_size=cfg.batch_size, num_images=len(dataset))
+    batch_size = min(cfg.batch_size, len(dataset))
+    info = DataInfo(num_classes=len(dataset.classes), batch_size=batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
-    return Components(device, autocast_dtype, dataset, recipe)
+    return Components(device, autocast_dtype, dataset, recipe, batch_size)

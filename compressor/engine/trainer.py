@@ -9,14 +9,12 @@ the batch inside it = step % B, which the loader resumes exactly (``compressor.d
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from compressor.data.loader import ViewDataset, batches_per_epoch, epoch_loader
 from compressor.engine.checkpoint import (
@@ -43,7 +41,8 @@ from compressor.engine.schedule import cosine_schedule
 from compressor.engine.setup import build_components
 from compressor.errors import CompressorError
 from compressor.models.saved import save_encoder
-from compressor.utils.io import atomic_write_text, free_bytes, remove_orphaned_temps
+from compressor.rundir import RunDir
+from compressor.utils.io import free_bytes, remove_orphaned_temps
 from compressor.utils.progress import make_progress
 
 log = logging.getLogger("compressor")
@@ -79,10 +78,11 @@ class Trainer:
         if self.device.type == "cuda":
             self.recipe.to(memory_format=torch.channels_last)
         self.data = ViewDataset(c.dataset, self.recipe.views(), seed=cfg.seed)
-        self.batch_size = min(cfg.batch_size, len(c.dataset))
+        self.batch_size = c.batch_size
         self.steps_per_epoch = batches_per_epoch(len(c.dataset), self.batch_size)
-        total = cfg.epochs * self.steps_per_epoch if cfg.epochs else cfg.max_steps
-        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total  # type: ignore[type-var]
+        # resolve_config sets epochs when max_steps is absent, so one of the two is always given
+        total = cfg.epochs * self.steps_per_epoch if cfg.epochs else (cfg.max_steps or self.steps_per_epoch)
+        self.total_steps: int = min(total, cfg.max_steps) if cfg.max_steps else total
         self.optimizers = self.recipe.optimizers()
         rc = self.recipe.cfg
         self.lr_factor = cosine_schedule(self.total_steps, round(rc.warmup_fraction * self.total_steps),
@@ -91,18 +91,23 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
 
     def _write_config(self) -> None:
+        """``config.yaml`` records resolved values (the student's input size, the recipe's full config)."""
         d = self.cfg.to_dict()
         d["recipe_config"] = {k: list(v) if isinstance(v, tuple) else v
                               for k, v in vars(self.recipe.cfg).items()}
+        d["image_size"] = self.recipe.student.spec.image_size
+        if self.recipe.peer is not None:
+            d["peer_image_size"] = self.recipe.peer.spec.image_size
+        d["out"] = str(self.run_dir)
         d.pop("resume")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(d, sort_keys=False))
+        run = RunDir(self.run_dir)
+        run.write_config(d)
         teachers = [getattr(t, "info", {"name": t.name}) for t in self.recipe.teachers]
         meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers,
                 "device": str(self.device), "precision": str(self.autocast_dtype or "fp32"),
                 "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                 "torch": torch.__version__}
-        atomic_write_text(self.run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
+        run.write_info(meta)
 
     # -- checkpoints --------------------------------------------------------------------------
     def _state(self, step: int) -> dict:
@@ -228,9 +233,9 @@ class Trainer:
                         ips = window_n / max(1e-9, time.perf_counter() - window_t)
                         window_t, window_n = time.perf_counter(), 0
                         metrics.log(step, {**logs, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
-                        if task is not None:
+                        if progress is not None and task is not None:
                             progress.update(task, loss=f"loss {last_loss:.4f}", ips=f"{ips:.0f} img/s")
-                    if task is not None:
+                    if progress is not None and task is not None:
                         progress.advance(task)
                     due = step % cfg.checkpoint_every == 0 or step == self.total_steps or self._stop_requested
                     if due and trained_since_save:  # a checkpoint only ever follows real optimiser steps
@@ -266,9 +271,8 @@ class Trainer:
             self.scaler.unscale_(opt)
             params = [p for g in opt.param_groups for p in g["params"]]
             if recipe.cfg.clip_grad > 0:
-                norm = torch.nn.utils.clip_grad_norm_(params, recipe.cfg.clip_grad)
-            else:
-                norm = total_norm(p.grad for p in params if p.grad is not None)
+                clip_gradients(params, recipe.cfg.clip_grad, per_parameter=recipe.cfg.clip_per_parameter)
+            norm = total_norm(p.grad for p in params if p.grad is not None)
             # fp16's GradScaler skips steps with inf gradients by design; everywhere else they are fatal
             if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
                 bad = first_nonfinite((n, p.grad) for n, p in recipe.named_parameters() if p.grad is not None)
@@ -304,11 +308,20 @@ class Trainer:
 
 def _check_numbers(cfg: TrainConfig) -> None:
     """Every numeric setting and recipe option inside its range (engine/ranges.py), before any model exists."""
-    from compressor.recipes import get_recipe
-    from compressor.recipes.base import make_config
+    from compressor.engine.recipe import get_recipe, make_config
 
     check_train_config(cfg)
     check_recipe_numbers(cfg.recipe, make_config(get_recipe(cfg.recipe), cfg.recipe_config))
+
+
+def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, *, per_parameter: bool = False) -> None:
+    """Clip the global gradient norm of ``params`` to ``max_norm``, or each parameter's own (DINO's rule)."""
+    if not per_parameter:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    for p in params:
+        if p.grad is not None:
+            torch.nn.utils.clip_grad_norm_([p], max_norm)
 
 
 def _main_thread() -> bool:

@@ -46,6 +46,7 @@ class Encoder(nn.Module):
         spec: InputSpec,
         embed_dim: int,
         arch: str | None = None,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -53,6 +54,7 @@ class Encoder(nn.Module):
         self.arch = arch or name
         self.spec = spec
         self.embed_dim = embed_dim
+        self.stem = stem  # "small" = the small-input stem of compressor.models.stems
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images)

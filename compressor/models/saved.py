@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -17,52 +16,42 @@ from safetensors.torch import load_file, save_file
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder, InputSpec
 from compressor.models.students import create_timm_backbone
-from compressor.utils.io import atomic_write, atomic_write_text, check_regular_file
+from compressor.rundir import RunDir
+from compressor.utils.io import atomic_write, check_regular_file
 
 FORMAT = "compressor-encoder/1"
 
 
 def save_encoder(encoder: Encoder, run_dir: str | Path, name: str = "student", **extra: object) -> Path:
     """Write ``<run_dir>/<name>.safetensors`` and ``<name>.json`` (both atomically)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    weights = run_dir / f"{name}.safetensors"
+    run = RunDir(run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    weights = run.weights_path(name)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.backbone.state_dict().items()}
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # a NaN student scores 10% in eval and exports "fine": never write one
         raise CompressorError(f"refusing to write {weights}: {bad[0]} holds NaN or infinite values; the run "
                               "diverged (lower the learning rate and train again)")
     atomic_write(weights, lambda p: save_file(state, str(p)))
-    meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim}
+    meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim,
+            "stem": getattr(encoder, "stem", "imagenet")}
     meta.update(extra)
-    atomic_write_text(run_dir / f"{name}.json", json.dumps(meta, indent=2) + "\n")
+    run.write_meta(meta, name)
     return weights
 
 
 def read_encoder_meta(run_dir: str | Path, name: str = "student") -> dict:
-    path = Path(run_dir) / f"{name}.json"
-    if not Path(run_dir).is_dir():
-        raise CompressorError(f"run directory {str(run_dir)!r} does not exist; pass the --out of a finished "
-                              "`compress distill`")
-    if not path.exists() and not path.is_symlink():
-        raise CompressorError(f"{path} is missing: the run has not finished (resume it with "
-                              f"`compress distill --resume --out {run_dir}`) or is not a compressor run")
-    check_regular_file(path, "model description", max_bytes=1 << 20)
-    try:
-        meta = json.loads(path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CompressorError(f"{path} is not valid JSON ({err}); re-run the distillation") from None
+    run = RunDir(run_dir)
+    meta = run.read_meta(name)
     problem = _meta_problem(meta)
     if problem:
-        raise CompressorError(f"{path} is not a compressor model description ({problem}); re-run the "
-                              "distillation, or restore the file from the run")
+        raise CompressorError(f"{run.meta_path(name)} is not a compressor model description ({problem}); re-run "
+                              "the distillation, or restore the file from the run")
     return meta
 
 
-def _meta_problem(meta: object) -> str | None:
+def _meta_problem(meta: dict) -> str | None:
     """What is wrong with a ``student.json`` (missing or mistyped fields), or ``None``."""
-    if not isinstance(meta, dict):
-        return f"a {type(meta).__name__}, not an object"
     need = {"arch": str, "image_size": int, "mean": list, "std": list, "embed_dim": int}
     for key, typ in need.items():
         if key not in meta:
@@ -71,9 +60,9 @@ def _meta_problem(meta: object) -> str | None:
             return f"{key!r} must be {typ.__name__}"
     if not (8 <= meta["image_size"] <= 8192 and meta["embed_dim"] >= 1):
         return "image_size or embed_dim out of range"
-    if len(meta["mean"]) != 3 or len(meta["std"]) != 3 or not all(
-            isinstance(v, int | float) and math.isfinite(v) for v in meta["mean"] + meta["std"]) or \
-            min(meta["std"]) <= 0:
+    numbers = meta["mean"] + meta["std"]
+    if len(meta["mean"]) != 3 or len(meta["std"]) != 3 or min(meta["std"], default=0) <= 0 or not all(
+            isinstance(v, int | float) and math.isfinite(v) for v in numbers):
         return "mean and std must be three finite numbers each, std positive"
     return None
 
@@ -82,18 +71,22 @@ def load_encoder(run_dir: str | Path, name: str = "student") -> Encoder:
     """Rebuild a saved encoder (eval mode, on CPU) from a run directory."""
     meta = read_encoder_meta(run_dir, name)
     spec = InputSpec.from_dict(meta)
-    backbone = create_timm_backbone(meta["arch"], spec.image_size, pretrained=False)
-    weights = Path(run_dir) / f"{name}.safetensors"
-    check_regular_file(weights, "student weights")
+    stem = meta.get("stem", "imagenet")  # runs written before the option existed used timm's own stem
+    backbone = create_timm_backbone(meta["arch"], spec.image_size, stem=stem, pretrained=False)
+    weights = RunDir(run_dir).weights_path(name)
+    if not weights.exists() and not weights.is_symlink():
+        raise CompressorError(f"{weights} is missing; re-run `compress distill` into a new --out")
+    check_regular_file(weights, "student weights")  # a FIFO would block the reader forever
     try:
         state = load_file(str(weights))
     except Exception as err:  # safetensors raises several types for truncated/corrupt files
-        raise CompressorError(f"cannot read {weights}: {err}") from err
+        raise CompressorError(f"{weights} is corrupt ({err}); re-run `compress distill` into a new --out") from err
     try:
         backbone.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0][:160]
         raise CompressorError(f"{weights} does not match {meta['arch']} in {name}.json ({first}); the run's files "
                               "were mixed or edited: re-run the distillation") from None
-    enc = Encoder(backbone, name=str(run_dir), arch=meta["arch"], spec=spec, embed_dim=int(meta["embed_dim"]))
+    enc = Encoder(backbone, name=str(run_dir), arch=meta["arch"], spec=spec, embed_dim=int(meta["embed_dim"]),
+                  stem=stem)
     return enc.eval()

@@ -74,7 +74,8 @@ def test_resume_needs_out(cli) -> None:
 
 def test_student_json_empty_object(cli, finished_run: Path) -> None:
     (finished_run / "student.json").write_text("{}")
-    one_line_error(cli, "eval", finished_run, match=r"student\.json is not a compressor model description \(no 'arch'\)")
+    one_line_error(cli, "eval", finished_run,
+                   match=r"student\.json is not a compressor model description \(no 'arch'\)")
 
 
 def test_student_json_wrong_types(cli, finished_run: Path) -> None:

@@ -91,7 +91,8 @@ def _sizes(finished_run: Path) -> tuple[int, int]:
 def test_full_disk_at_start(cli, small_fs) -> None:
     fs = small_fs(256 * 1024)
     one_line_error(cli, "distill", *TINY, "--max-steps", "2", "--out", fs / "r",
-                   match=r"only 0\.\d MiB free in .*a checkpoint needs about .* MiB; free space or choose another --out")
+                   match=r"only 0\.\d MiB free in .*a checkpoint needs about .* MiB; free space or choose "
+                         r"another --out")
 
 
 def test_full_disk_mid_checkpoint_keeps_the_previous_one(cli, small_fs, finished_run_master: Path) -> None:

@@ -97,7 +97,8 @@ def test_huge_but_finite_lr_stops_and_writes_nothing(cli, tmp_path: Path) -> Non
     """lr=1e38 passes the boundary but overflows the weights: the run stops naming the step, nothing is saved."""
     run = tmp_path / "r"
     one_line_error(cli, "distill", *TINY, "--max-steps", "3", "--set", "lr=1e38", "--out", run, code=3,
-                   match=r"became (nan|inf|-inf|non-finite|too large for float32) at step [123].*no checkpoint was written")
+                   match=r"became (nan|inf|-inf|non-finite|too large for float32) at step [123].*"
+                         r"no checkpoint was written")
     assert not (run / "student.safetensors").exists()
     assert not list(run.glob("checkpoints/*.pt"))
 

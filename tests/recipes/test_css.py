@@ -45,15 +45,15 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _css_np(za: list, zb: list, y: np.ndarray, t: float) -> dict[str, float]:
-    """METHODS.md, written out: CE on joint labels, KL(p_b^i ‖ p_a^i) on the branch's own class logits."""
+    """METHODS.md, written out: CE on joint labels, KL(p_b^i ‖ p_a^i) over all C·N joint logits of branch i."""
     n, rows = len(za), np.arange(len(y))
     ce = {k: np.mean([-_log_softmax(z)[rows, y * n + i] for i, z in enumerate(zs)], axis=1).mean()
           for k, zs in (("a", za), ("b", zb))}
 
     def kl(zs: list, zt: list) -> float:
         out = []
-        for i, (s, q) in enumerate(zip(zs, zt, strict=True)):
-            ls, lq = _log_softmax(s[:, i::n] / t), _log_softmax(q[:, i::n] / t)
+        for s, q in zip(zs, zt, strict=True):
+            ls, lq = _log_softmax(s / t), _log_softmax(q / t)
             out.append((np.exp(lq) * (lq - ls)).sum(1).mean())
         return float(np.mean(out))
 
@@ -74,6 +74,46 @@ def test_loss_matches_float64_recomputation(n: int, classes: int, b: int) -> Non
         assert ours[k].item() == pytest.approx(v, rel=1e-10), k
 
 
+def test_kl_sees_the_peers_mass_on_other_transformation_labels() -> None:
+    """Moving the peer's logit of another branch's joint label changes the KL (the authors' whole-output KL)."""
+    n, c = 3, 4
+    za = [torch.zeros(2, c * n, dtype=torch.float64) for _ in range(n)]
+    zb = [torch.zeros(2, c * n, dtype=torch.float64) for _ in range(n)]
+    y = torch.tensor([0, 1])
+    before = css_loss(za, zb, y, 3.0)["kl_a"].item()
+    zb[0][:, 1] = 5.0  # index 1 = class 0 of branch 1: not one of branch 0's own class logits (c·N + 0)
+    after = css_loss(za, zb, y, 3.0)["kl_a"].item()
+    assert before == pytest.approx(0.0, abs=1e-12) and after > 1e-3
+
+
+def test_each_branch_receives_the_trunk_features_with_its_corner_zeroed() -> None:
+    recipe = _recipe()
+    net = recipe.net_a
+    seen: dict[int, torch.Tensor] = {}
+    first = net.branch_names[0]
+    hooks = [getattr(net.encoder.backbone, first).register_forward_pre_hook(
+        lambda _m, args: seen.__setitem__(0, args[0].detach().clone()))]
+    hooks += [net.branches[i - 1][first].register_forward_pre_hook(
+        lambda _m, args, i=i: seen.__setitem__(i, args[0].detach().clone())) for i in range(1, net.n)]
+    recipe.eval()
+    with torch.no_grad():
+        net(torch.rand(2, 3, 32, 32) + 0.5)
+    for h in hooks:
+        h.remove()
+    assert sorted(seen) == list(range(net.n))
+    h, w = seen[0].shape[-2:]
+    sh, sw = h // 4, w // 4
+    assert sh > 0, "the test needs a trunk map of at least 4 px"
+    corners = {0: (slice(0, sh), slice(0, sw)), 1: (slice(h - sh, h), slice(w - sw, w)),
+               2: (slice(h - sh, h), slice(0, sw)), 3: (slice(0, sh), slice(w - sw, w))}
+    for i, x in seen.items():
+        rows, cols = corners[i]
+        assert torch.all(x[:, :, rows, cols] == 0), f"branch {i}: its corner is not masked"
+        outside = torch.ones(h, w, dtype=torch.bool)
+        outside[rows, cols] = False
+        assert x[:, :, outside].abs().sum() > 0  # the rest of the map is passed through
+
+
 def test_ratios_and_targets_carry_no_gradient() -> None:
     za = [torch.randn(4, 6, requires_grad=True) for _ in range(2)]
     zb = [torch.randn(4, 6, requires_grad=True) for _ in range(2)]
@@ -86,7 +126,8 @@ def test_ratios_and_targets_carry_no_gradient() -> None:
 def _recipe(**over) -> CSS:
     torch.manual_seed(0)
     cfg = make_config(CSS, over)
-    return CSS(cfg, build_student("resnet10t", 32), peer=build_student("resnet10t", 32), data=DataInfo(4, 4))
+    return CSS(cfg, build_student("resnet10t", 32, stem="small"), peer=build_student("resnet10t", 32, stem="small"),
+               data=DataInfo(4, 4))
 
 
 def test_step_and_saved_student_is_trunk_plus_first_branch() -> None:

@@ -114,7 +114,22 @@ def test_step_views_and_two_optimisers() -> None:
     assert owned[1] == {id(p) for m in (recipe.peer, recipe.peer_head) for p in m.parameters()}
     recipe.train()
     out = recipe.step(batch)
-    assert set(out.logs) == {"ssl_1", "ssl_2", "kl_1", "kl_2"}
+    assert set(out.logs) == {"ssl_1", "ssl_2", "kl_1", "kl_2", "kd_share_1", "kd_share_2"}
     out.loss.backward()
     assert _grad_norm(recipe.student) > 0 and _grad_norm(recipe.peer) > 0
     assert set(recipe.saved_models()) == {"student", "peer"}
+
+
+def test_default_weights_make_the_kd_term_a_visible_share_of_the_students_loss() -> None:
+    """With the authors' w_1 = 100 the B²-mean KL matters; with w_1 = 1 it would be ~1/B of a KL (negligible)."""
+    assert make_config(DoGo).w_1 == 100.0 and make_config(DoGo).w_2 == 1.0
+    recipe = _pair()
+    recipe.train()
+    batch = _batch(recipe)
+    with torch.no_grad():
+        z1 = recipe._project(recipe.student, recipe.head, batch["x1"], batch["y1"])
+        z2 = recipe._project(recipe.peer, recipe.peer_head, batch["x2"], batch["y2"])
+    terms = dogo_losses(z1, z2, make_config(DoGo))
+    assert float(100.0 * terms["kl_1"] / terms["loss_1"]) > 0.1
+    out = recipe.step(batch)
+    assert out.logs["kd_share_1"] == pytest.approx(float(100.0 * terms["kl_1"] / terms["loss_1"]), rel=1e-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 import torch
@@ -35,7 +36,10 @@ def test_metadata(recipe_cls: type[Recipe]) -> None:
     assert recipe_cls.kind in KINDS
     assert recipe_cls.description and "\n" not in recipe_cls.description
     assert recipe_cls.__module__.startswith("compressor.recipes.")
-    assert recipe_cls.__doc__ or __import__(recipe_cls.__module__).__doc__
+    module_doc = sys.modules[recipe_cls.__module__].__doc__ or ""
+    # The recipe's own module docstring (not the package's), with the equation it implements.
+    assert module_doc and module_doc != sys.modules["compressor.recipes"].__doc__
+    assert "=" in module_doc and recipe_cls.name.replace("-", "").lower()[:4] in module_doc.replace("-", "").lower()
 
 
 @pytest.mark.parametrize("recipe_cls", list_recipes(), ids=lambda r: r.name)

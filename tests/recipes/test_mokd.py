@@ -199,10 +199,18 @@ def test_schedules_teacher_temperature_and_vit_weight_decay() -> None:
     assert teacher_temperature(30, 100, cfg) == teacher_temperature(99, 100, cfg) == pytest.approx(0.07)
     recipe = _recipe()
     opts = recipe.optimizers()
-    assert [type(o).__name__ for o in opts] == ["SGD", "AdamW"]  # student = the CNN here
+    # student = the CNN here: its backbone + MLP head on SGD, its T-Head on the ViT's AdamW schedules, the ViT.
+    assert [type(o).__name__ for o in opts] == ["SGD", "AdamW", "AdamW"]
+    thead = {id(p) for p in recipe.nets["student"].thead.parameters()}
+    assert {id(p) for g in opts[1].param_groups for p in g["params"]} == thead
+    assert not thead & {id(p) for g in opts[0].param_groups for p in g["params"]}
+    b = recipe.data.batch_size
+    assert opts[1].param_groups[0]["base_lr"] == pytest.approx(3e-4 * b / 256) == opts[2].param_groups[0]["base_lr"]
+    assert opts[0].param_groups[0]["base_lr"] == pytest.approx(0.1 * b / 256)
     recipe.on_step_end(4, 10)
-    vit_decay = [g["weight_decay"] for g in opts[1].param_groups if g["weight_decay"] > 0]
-    assert vit_decay == [pytest.approx(0.4 + 0.5 * (0.04 - 0.4) * (1 + math.cos(math.pi * 5 / 10)))]
+    expected = pytest.approx(0.4 + 0.5 * (0.04 - 0.4) * (1 + math.cos(math.pi * 5 / 10)))
+    for opt in opts[1:]:
+        assert [g["weight_decay"] for g in opt.param_groups if g["weight_decay"] > 0] == [expected]
     assert max(g["weight_decay"] for g in opts[0].param_groups) == pytest.approx(1e-4)
     assert recipe.teacher_temp.item() == pytest.approx(teacher_temperature(5, 10, recipe.cfg))
 
@@ -251,3 +259,21 @@ def test_reverse_pair_and_checkpoint_contents() -> None:
 def test_needs_one_cnn_and_one_vit() -> None:
     with pytest.raises(CompressorError, match="CNN with a ViT"):
         _recipe("resnet10t", "resnet10t")
+
+
+def test_gradients_are_clipped_per_parameter_by_default() -> None:
+    """DINO's clip_gradients: each parameter's gradient is scaled to norm ≤ 3 on its own (float64 check)."""
+    from compressor.engine.trainer import clip_gradients
+
+    assert make_config(MOKD).clip_per_parameter is True
+    g = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.zeros(n, dtype=torch.float64)) for n in (3, 50, 7)]
+    scales = (0.1, 5.0, 9.0)
+    grads = [torch.randn(p.shape, generator=g, dtype=torch.float64) * s for p, s in zip(params, scales, strict=True)]
+    for p, gr in zip(params, grads, strict=True):
+        p.grad = gr.clone()
+    clip_gradients(params, 3.0, per_parameter=True)
+    for p, gr in zip(params, grads, strict=True):
+        norm = float(np.linalg.norm(gr.numpy()))
+        expected = gr.numpy() * min(1.0, 3.0 / (norm + 1e-6))
+        np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-12)

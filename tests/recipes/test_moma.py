@@ -66,7 +66,8 @@ def test_cnn_path_zeroes_exactly_the_masked_patches(teacher, size: int, patch: i
     recipe.student.backbone.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
     x = torch.rand(3, 3, size, size) + 1.0  # no zero pixel anywhere in the input
     recipe.masked_embedding(x)
-    (got,) = seen
+    *unmasked, got = seen  # in training, a no-grad pass over the unmasked images first (BatchNorm statistics)
+    assert len(unmasked) == 1 and torch.equal(unmasked[0], x)
     g = -(-size // patch)
     n_masked = round(0.75 * g * g)
     for b in range(3):
@@ -128,3 +129,29 @@ def test_teacher_loss_weights_must_match_the_teachers(teacher) -> None:
 
     with pytest.raises(CompressorError, match="one per teacher"):
         _recipe("resnet10t", 32, [teacher], teacher_loss_weights=[1.0, 1.0])
+
+
+def test_patch_size_keeps_the_14x14_grid_of_224px() -> None:
+    from compressor.recipes.moma import mask_patch_size
+
+    assert mask_patch_size(224) == 16 and mask_patch_size(64) == 5 and mask_patch_size(32) == 2
+    assert _recipe("resnet10t", 32, [frozen_teacher()]).patch_size == 2
+
+
+def test_cnn_batchnorm_running_statistics_come_from_unmasked_images() -> None:
+    teacher = frozen_teacher()
+    recipe = _recipe("resnet10t", 32, [teacher])
+    reference = build_student("resnet10t", 32)
+    reference.load_state_dict(recipe.student.state_dict())
+    reference.train()
+    batch = {"x": torch.randn(4, 3, 32, 32) + 0.5, "t0": torch.randn(4, 3, 40, 40)}
+    recipe.train()
+    recipe.step(batch)
+    with torch.no_grad():
+        reference(batch["x"])  # one train-mode pass over the unmasked images
+    ours = {k: v for k, v in recipe.student.state_dict().items() if "running_" in k or "num_batches" in k}
+    ref = {k: v for k, v in reference.state_dict().items() if k in ours}
+    assert ours and all(torch.allclose(ours[k].float(), ref[k].float(), atol=1e-6) for k in ours)
+    # the masked pass still normalises with batch statistics and trains: the loss reaches the student
+    recipe.step(batch).loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in recipe.student.parameters())

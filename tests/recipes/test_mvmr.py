@@ -7,6 +7,7 @@ import torch
 from compressor.models.students import build_student
 from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.mvmr import MVMR, mvmr_loss
+from tests.conftest import frozen_teacher
 
 
 def _dcor_np(x: np.ndarray, y: np.ndarray) -> float:
@@ -76,3 +77,54 @@ def test_teacher_cache_serves_each_image_once(teacher) -> None:
         direct = teacher(images[:6])
     torch.testing.assert_close(first, direct[:4], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(again, direct[2:6], rtol=1e-5, atol=1e-5)
+
+
+def test_default_teacher_sign_pulls_the_student_towards_the_teacher() -> None:
+    cfg = make_config(MVMR)
+    assert cfg.teacher_sign == 1.0
+    rng = np.random.default_rng(1)
+    z = torch.from_numpy(rng.normal(size=(32, 8)))
+    dependent = mvmr_loss(z, z, torch.tanh(z @ torch.from_numpy(rng.normal(size=(8, 8)))), cfg)["dcor_teacher"]
+    independent = mvmr_loss(z, z, torch.from_numpy(rng.normal(size=(32, 8))), cfg)["dcor_teacher"]
+    assert dependent < independent  # the loss is lower when the student depends on the teacher
+
+
+def test_projector_is_sized_from_the_student() -> None:
+    from compressor.recipes.mvmr import projector_dims_for
+
+    assert projector_dims_for(2048) == (8192, 8192, 8192)  # the paper's ResNet-50 setting
+    assert projector_dims_for(512) == (2048, 2048, 2048)
+    recipe = MVMR(make_config(MVMR), build_student("resnet10t", 32), teachers=[frozen_teacher()],
+                  data=DataInfo(10, 4))
+    widths = [m.out_features for m in recipe.projector if isinstance(m, torch.nn.Linear)]
+    assert widths == [2048, 2048, 2048]
+
+
+def test_views_are_routed_x_o_clean_x_a_augmented_each_with_its_own_batch_statistics() -> None:
+    """z_o = g(f(x_o)) and z = g(f(x_a)) in two passes; T sees t_o; swapping x_o and x_a changes the loss."""
+    torch.manual_seed(0)
+    teacher = frozen_teacher()
+    recipe = MVMR(make_config(MVMR, {"projector_dims": [16, 16]}), build_student("resnet10t", 32),
+                  teachers=[teacher], data=DataInfo(10, 8))
+    recipe.train()
+    g = torch.Generator().manual_seed(0)
+    batch = {"x_o": torch.randn(8, 3, 32, 32, generator=g), "x_a": torch.randn(8, 3, 32, 32, generator=g) * 2,
+             "t_o": torch.randn(8, 3, 40, 40, generator=g)}
+    with torch.no_grad():
+        z_o = recipe.projector(recipe.student(batch["x_o"]))
+        z = recipe.projector(recipe.student(batch["x_a"]))
+        expected = mvmr_loss(z, z_o, teacher(batch["t_o"]), recipe.cfg)["loss"]
+        got = recipe.step(batch).loss
+        swapped = recipe.step({**batch, "x_o": batch["x_a"], "x_a": batch["x_o"]}).loss
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert swapped.item() != pytest.approx(got.item(), rel=1e-4)
+    views = recipe.views()
+    from compressor.data.transforms import eval_transform
+
+    img = torch.randint(0, 255, (3, 50, 44), dtype=torch.uint8)
+    from torchvision.transforms.v2.functional import to_pil_image
+
+    pil = to_pil_image(img)
+    out = views(pil)
+    torch.testing.assert_close(out["x_o"], eval_transform(recipe.student.spec)(pil))  # x_o: not augmented
+    torch.testing.assert_close(out["t_o"], eval_transform(teacher.spec)(pil))

@@ -15,6 +15,7 @@ from compressor.losses.queue import EmbeddingQueue
 from compressor.models.students import build_student
 from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.seed import SEED, seed_loss
+from tests.conftest import frozen_teacher
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -138,3 +139,27 @@ def test_ddp_enqueue_gathers_all_ranks_in_rank_order(tmp_path: Path) -> None:
         got = torch.load(tmp_path / f"rank{rank}.pt")
         assert int(got["ptr"]) == 12 % 10
         assert torch.equal(torch.roll(got["queue"], -int(got["ptr"]), dims=0), expected)
+
+
+def test_queue_length_rule() -> None:
+    from compressor.recipes.seed import queue_size_for
+
+    assert queue_size_for(1_281_167, 256) == 65536  # ImageNet: the authors' K
+    assert queue_size_for(10_000, 128) == 4992  # half an epoch, a whole number of batches
+    assert queue_size_for(100, 128) == 128  # at least one batch
+    assert make_config(SEED).queue_size == 0
+    recipe = SEED(make_config(SEED), build_student("resnet10t", 32), teachers=[frozen_teacher()],
+                  data=DataInfo(10, 64, num_images=1000))
+    assert recipe.queue.queue.shape[0] == 448
+
+
+def test_student_and_teacher_see_the_same_augmented_image(teacher) -> None:
+    from PIL import Image
+
+    student = build_student("resnet10t", 40)  # same size and normalisation as the teacher fixture
+    recipe = SEED(make_config(SEED, {"queue_size": 8}), student, teachers=[teacher], data=DataInfo(0, 4))
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 48, 3), dtype=np.uint8))
+    for seed in range(3):
+        torch.manual_seed(seed)
+        out = recipe.views()(img)
+        torch.testing.assert_close(out["x"], out["t"])

@@ -1,0 +1,128 @@
+"""The run directory: the one place that knows its file names and how each is read and written.
+
+Layout (DESIGN.md, "run directory")::
+
+    RUN/config.yaml          the resolved TrainConfig (what `--resume` and eval/export/bench read back)
+    RUN/run.json             recipe, teachers, device, precision, step counts, versions
+    RUN/student.safetensors  + student.json (peer.* for peer recipes): the saved encoders
+    RUN/checkpoints/         step_NNNNNNN.pt, the newest few
+    RUN/export/              exported models and manifest.json
+
+Every reader goes through :meth:`RunDir._read`, so a missing or corrupt file gives one wording:
+``<path> is missing|corrupt (<why>); <what to do>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compressor.errors import CompressorError
+from compressor.utils.io import atomic_write_text, check_regular_file
+from compressor.utils.yamlfile import MAX_BYTES, load_yaml_text
+
+CONFIG = "config.yaml"
+RUN_INFO = "run.json"
+CHECKPOINTS = "checkpoints"
+EXPORT = "export"
+RERUN = "re-run `compress distill` into a new --out"
+
+
+class RunDir:
+    """A run directory on disk (it need not exist yet: training creates it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # -- layout ---------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def info_path(self) -> Path:
+        return self.path / RUN_INFO
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / EXPORT
+
+    def weights_path(self, name: str = "student") -> Path:
+        return self.path / f"{name}.safetensors"
+
+    def meta_path(self, name: str = "student") -> Path:
+        return self.path / f"{name}.json"
+
+    def is_finished(self, name: str = "student") -> bool:
+        """Whether training wrote the saved encoder ``name`` (what eval, export and bench read)."""
+        return self.meta_path(name).is_file()
+
+    # -- reading --------------------------------------------------------------------------------
+    def _read(self, path: Path, parse: Callable[[str], Any], fix: str) -> Any:
+        if not self.path.is_dir():
+            raise CompressorError(f"run directory {str(self.path)!r} does not exist; pass the --out of a "
+                                  "finished `compress distill`")
+        if not path.exists() and not path.is_symlink():
+            raise CompressorError(f"{path} is missing; {fix}")
+        check_regular_file(path, "run file", max_bytes=MAX_BYTES, allow_empty=True)  # no FIFO, no /dev/zero
+        try:
+            return parse(path.read_bytes().decode("utf-8"))
+        except CompressorError:
+            raise
+        except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:
+            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CompressorError(f"{path} is corrupt ({detail}); {fix}") from None
+
+    def read_config(self, fix: str = RERUN) -> dict[str, Any]:
+        """``config.yaml`` as a mapping (the resolved configuration training recorded)."""
+        raw = self._read(self.config_path, lambda text: load_yaml_text(text, str(self.config_path)), fix)
+        if not isinstance(raw, dict):
+            raise CompressorError(f"{self.config_path} is corrupt (not a mapping); {fix}")
+        return raw
+
+    def read_meta(self, name: str = "student") -> dict[str, Any]:
+        """``<name>.json``, the saved encoder's architecture and input spec."""
+        fix = (f"the run has not finished (resume it with `compress distill --resume --out {self.path}`) "
+               "or is not a compressor run")
+        if self.meta_path(name).is_file():
+            fix = RERUN
+        raw = self._read(self.meta_path(name), json.loads, fix)
+        if not isinstance(raw, dict):
+            raise CompressorError(f"{self.meta_path(name)} is corrupt (not a JSON object); {RERUN}")
+        return raw
+
+    def data(self, fix: str = "pass --data SPEC") -> tuple[str | None, str | None]:
+        """The data SPEC and data root the run was trained on, or ``(None, None)`` without a ``config.yaml``."""
+        if not self.config_path.is_file():
+            return None, None
+        cfg = self.read_config(fix)
+        data = cfg.get("data")
+        root = cfg.get("data_root")
+        return (str(data) if data else None), (str(root) if root else None)
+
+    # -- writing --------------------------------------------------------------------------------
+    def write_config(self, values: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, yaml.safe_dump(values, sort_keys=False))
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.info_path, json.dumps(info, indent=2) + "\n")
+
+    def write_meta(self, meta: dict[str, Any], name: str = "student") -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.meta_path(name), json.dumps(meta, indent=2) + "\n")

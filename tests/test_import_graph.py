@@ -1,0 +1,133 @@
+"""The package's import graph (read with ``ast``, nothing imported): no cycles, and the core never imports a plug-in.
+
+Layers, bottom to top: the core (models, data, engine incl. the recipe contract, eval, losses, utils,
+registry, errors, rundir) ← the plug-ins (``recipes/`` and ``export/``, installed as ``compressor.recipes``
+and ``compressor.export``) ← the application (``compressor.cli``, ``compressor.plugins``, ``compressor.demo``).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"compressor": ROOT / "compressor", "compressor.recipes": ROOT / "recipes",
+           "compressor.export": ROOT / "export"}  # setuptools package-dir, as in pyproject.toml
+PLUGINS = ("compressor.recipes", "compressor.export")
+APP = ("compressor.cli", "compressor.plugins", "compressor.demo", "compressor.__main__")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package, folder in FOLDERS.items():
+        for path in folder.rglob("*.py"):
+            parts = [*package.split("."), *path.relative_to(folder).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def _imports(path: Path, module: str, known: set[str], top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    if top_level_only:  # module-level statements, including those inside `if`/`try` at module level
+        nodes = [n for stmt in tree.body for n in ast.walk(stmt)
+                 if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = module.split(".")[: len(module.split(".")) - node.level + (path.name == "__init__.py")]
+                base = ".".join([*pkg, *([base] if base else [])])
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+    return found
+
+
+def _graph(top_level_only: bool) -> dict[str, set[str]]:
+    mods = _modules()
+    return {m: _imports(p, m, set(mods), top_level_only) for m, p in mods.items()}
+
+
+def _is(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _parents_import(module: str) -> set[str]:
+    """Importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` first: not a dependency to count."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def test_the_graph_is_read() -> None:
+    graph = _graph(top_level_only=False)
+    assert "compressor.engine.trainer" in graph and "compressor.recipes.mvmr" in graph
+    assert "compressor.engine.recipe" in graph["compressor.recipes.mvmr"] | graph["compressor.recipes.base"]
+
+
+def test_no_import_cycles() -> None:
+    """Function-level imports count too: the CLI once went main → commands → distill → main that way."""
+    graph = {m: deps - _parents_import(m) for m, deps in _graph(top_level_only=False).items()}
+    assert _cycles(graph) == []
+
+
+def test_the_core_imports_no_plugin_and_no_application_module() -> None:
+    arrows = [f"{m} -> {d}" for m, deps in _graph(top_level_only=False).items()
+              if not _is(m, PLUGINS + APP) for d in deps if _is(d, PLUGINS + APP)]
+    assert arrows == []
+
+
+def test_command_modules_do_not_import_main() -> None:
+    graph = _graph(top_level_only=False)
+    assert [m for m in graph if _is(m, ("compressor.cli",)) and "compressor.cli.main" in graph[m]] == []
+
+
+def test_the_checks_catch_what_they_look_for() -> None:
+    """The cycle finder and the layer rule, on a made-up graph with one cycle and one wrong arrow."""
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    assert _is("compressor.recipes.mvmr", PLUGINS) and not _is("compressor.recipes_x", PLUGINS)
