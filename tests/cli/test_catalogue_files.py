@@ -39,7 +39,8 @@ def test_eval_reads_a_damaged_run_config(cli, finished_run: Path) -> None:
 
 def test_student_json_is_not_json(cli, finished_run: Path) -> None:
     (finished_run / "student.json").write_bytes(b"\x00\x01garbage")
-    one_line_error(cli, "bench", finished_run, "--backend", "torch", match=r"student\.json is (corrupt|not valid JSON)")
+    one_line_error(cli, "bench", finished_run, "--backend", "torch",
+                   match=r"student\.json is (corrupt|not valid JSON)")
 
 
 def test_student_json_is_a_list(cli, finished_run: Path) -> None:
