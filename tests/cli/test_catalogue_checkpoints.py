@@ -93,7 +93,8 @@ def test_student_weights_of_another_model(cli, finished_run: Path) -> None:
 def test_student_weights_truncated(cli, finished_run: Path) -> None:
     w = finished_run / "student.safetensors"
     w.write_bytes(w.read_bytes()[:100])
-    one_line_error(cli, "eval", finished_run, match=r"student\.safetensors is corrupt|cannot read .*student\.safetensors")
+    one_line_error(cli, "eval", finished_run,
+                   match=r"student\.safetensors is corrupt|cannot read .*student\.safetensors")
 
 
 def test_eval_of_an_unfinished_run(cli, finished_run: Path) -> None:
