@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from compressor.errors import CompressorError
-from compressor.utils.io import atomic_write_text
+from compressor.utils.io import atomic_write_text, check_regular_file
+from compressor.utils.yamlfile import MAX_BYTES, load_yaml_text
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
@@ -81,17 +82,20 @@ class RunDir:
         if not self.path.is_dir():
             raise CompressorError(f"run directory {str(self.path)!r} does not exist; pass the --out of a "
                                   "finished `compress distill`")
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise CompressorError(f"{path} is missing; {fix}")
+        check_regular_file(path, "run file", max_bytes=MAX_BYTES, allow_empty=True)  # no FIFO, no /dev/zero
         try:
-            return parse(path.read_text())
+            return parse(path.read_bytes().decode("utf-8"))
+        except CompressorError:
+            raise
         except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise CompressorError(f"{path} is corrupt ({detail}); {fix}") from None
 
     def read_config(self, fix: str = RERUN) -> dict[str, Any]:
         """``config.yaml`` as a mapping (the resolved configuration training recorded)."""
-        raw = self._read(self.config_path, yaml.safe_load, fix)
+        raw = self._read(self.config_path, lambda text: load_yaml_text(text, str(self.config_path)), fix)
         if not isinstance(raw, dict):
             raise CompressorError(f"{self.config_path} is corrupt (not a mapping); {fix}")
         return raw

@@ -73,6 +73,26 @@ def _resolve(target: Path) -> _Target:
     return _Target(run if in_run else None, [target])
 
 
+def _check_files(tgt: _Target, notes: list[str]) -> None:
+    """Every file is a readable model, and an export older than the run's student is marked stale."""
+    from compressor.utils.io import check_regular_file
+
+    student = tgt.run_dir / "student.safetensors" if tgt.run_dir is not None else None
+    for f in tgt.files:
+        check_regular_file(f, "model file")
+        if f.suffix == ".onnx":
+            import onnx
+
+            try:
+                onnx.load(str(f), load_external_data=False)
+            except Exception as err:  # protobuf's DecodeError and friends: not an ONNX file
+                raise CompressorError(f"{f} is not a readable ONNX model ({type(err).__name__}); re-export it "
+                                      "with `compress export RUN --format onnx`") from None
+        if student is not None and student.is_file() and f.stat().st_mtime < student.stat().st_mtime:
+            notes.append(f"stale: {f.name} is older than {student}; its figures describe an earlier student, "
+                         "re-export it with `compress export`")
+
+
 def bench(target: str | Path, options: BenchOptions | None = None) -> BenchReport:
     """Benchmark ``target`` (a run directory or an exported file); see :class:`BenchOptions`."""
     import torch
@@ -83,9 +103,18 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
             raise CompressorError(unknown_name_message("backend", b, list(BACKENDS)))
     if not opts.batches or min(opts.batches) < 1:
         raise CompressorError("--batch takes positive batch sizes, e.g. --batch 1,8,32")
+    import math
+
+    for flag, value, low in (("--iters", opts.iters, 1), ("--warmup", opts.warmup, 0), ("--threads", opts.threads, 1),
+                             ("--seconds", opts.seconds, 1e-3), ("--cv-warn", opts.cv_warn, 0)):
+        if value is not None and not (math.isfinite(value) and value >= low):
+            raise CompressorError(f"{flag} must be at least {low}, got {value}")
     tgt = _resolve(Path(target))
+    file_notes: list[str] = []
+    _check_files(tgt, file_notes)
     threads = opts.threads or usable_cores()
     report = BenchReport(env=environment(threads))
+    report.notes.extend(file_notes)
     skipped = {b: r for b in opts.backends if (r := backend_unavailable(b, torch_device=opts.torch_device))}
     for b, reason in skipped.items():
         report.notes.append(f"{b}: skipped: {reason}")
@@ -120,6 +149,9 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
     finally:
         torch.set_num_threads(old_threads)
     for row in report.results:
+        if row.cosine_vs_torch is not None and not row.cosine_vs_torch >= -1:  # NaN: non-finite outputs
+            report.notes.append(f"broken: {row.backend} {row.format} batch {row.batch} gives non-finite embeddings "
+                                "(cosine NaN); re-export it, and check the run's student")
         if row.cv > opts.cv_warn:
             report.notes.append(f"unstable: {row.backend} {row.format} batch {row.batch} has CV {row.cv:.2f} "
                                 f"(> {opts.cv_warn}): the machine was likely busy; re-run or raise --iters")

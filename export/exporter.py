@@ -168,7 +168,7 @@ def _export_onnx_family(encoder: Encoder, work: Path, name: str, opts: ExportOpt
         session = make_session(work / name)
         fidelity.update(_knn_report(encoder, lambda x: run_batched(session, x), opts, check, reference, output,
                                     data, root))
-    if fid.mean_cosine < threshold:
+    if not fid.mean_cosine >= threshold:  # NaN fails too
         raise CompressorError(
             f"{opts.format} export failed its parity check and was not kept: {fid.describe()}, below the "
             f"threshold {threshold}" + (_int8_hint() if opts.format == "onnx-int8" else
@@ -248,7 +248,7 @@ def _export_trt(encoder: Encoder, work: Path, name: str, opts: ExportOptions, ch
         outs.append(runner.prepare(inputs[i:i + opts.trt_batch[2]])().cpu().numpy())
     fid = compare(torch_embeddings(encoder, check.images), np.concatenate(outs), data=check.source)
     fid_dict = {**fid.to_dict(), "threshold": threshold, "sample": check.sample}
-    if fid.mean_cosine < threshold:
+    if not fid.mean_cosine >= threshold:  # NaN fails too
         raise CompressorError(f"{opts.format} engine failed its parity check and was not kept: "
                               f"{fid.describe()}, below the threshold {threshold}")
     return {**facts, "tensorrt": block, "fidelity": fid_dict, **extra}
@@ -284,7 +284,7 @@ def _export_openvino(encoder: Encoder, work: Path, name: str, opts: ExportOption
     fidelity = {**fid.to_dict(), "threshold": threshold, "sample": check.sample}
     if opts.format == "openvino-int8" and opts.knn:
         fidelity.update(_knn_report(encoder, runner.run, opts, check, reference, output, data, root))
-    if fid.mean_cosine < threshold:
+    if not fid.mean_cosine >= threshold:  # NaN fails too
         raise CompressorError(
             f"{opts.format} export failed its parity check and was not kept: {fid.describe()}, below the "
             f"threshold {threshold} (inference precision {runner.inference_precision})"

@@ -37,9 +37,11 @@ def bench_cmd(
     from rich.console import Console
 
     from compressor.cli.util import parse_ints, setup_logging
+    from compressor.engine.runlock import refuse_if_training
     from compressor.export.bench import BenchOptions, bench
 
     setup_logging()
+    refuse_if_training(target if target.is_dir() else target.parent.parent, "bench")
     opts = BenchOptions(backends=tuple(b.strip() for b in backend.split(",") if b.strip()),
                         batches=parse_ints(batch, "--batch"), threads=threads, warmup=warmup, iters=iters,
                         seconds=seconds, compile=compile, torch_device=torch_device, data=data,

@@ -26,6 +26,7 @@ def eval_cmd(
 ) -> None:
     """Weighted kNN (cosine, k=20, T=0.07) and linear probe: train split = bank, val/test split = queries."""
     from compressor.data.datasets import build_dataset
+    from compressor.engine.runlock import refuse_if_training
     from compressor.engine.setup import resolve_device
     from compressor.errors import CompressorError
     from compressor.eval.embed import evaluate_encoder
@@ -34,6 +35,10 @@ def eval_cmd(
     from compressor.utils.io import atomic_write_text
 
     setup_logging()
+    refuse_if_training(run, "eval")
+    for flag, value in (("--batch-size", batch_size), ("--max-train", max_train), ("--max-val", max_val)):
+        if value is not None and value < 1:
+            raise CompressorError(f"{flag} must be at least 1, got {value}")
     encoder = load_encoder(run)
     if data is None:
         data, run_root = RunDir(run).data(fix="pass --data SPEC")
@@ -49,6 +54,7 @@ def eval_cmd(
     for col in ("metric", "top-1"):
         table.add_column(col)
     table.add_row("kNN (k=20, T=0.07)", f"{100 * res.knn_top1:.2f}%")
+    table.add_row("bank / queries", f"{res.n_train} / {res.n_query} images (disjoint)")
     if res.linear_top1 is not None:
         table.add_row("linear probe", f"{100 * res.linear_top1:.2f}%")
     Console().print(table)

@@ -44,10 +44,12 @@ def export_cmd(
     from rich.table import Table
 
     from compressor.cli.util import parse_ints, setup_logging
+    from compressor.engine.runlock import refuse_if_training
     from compressor.errors import CompressorError
     from compressor.export.exporter import ExportOptions, export_run
 
     setup_logging()
+    refuse_if_training(run, "export")
     batch = parse_ints(trt_batch, "--trt-batch")
     if len(batch) != 3:
         raise CompressorError(f"--trt-batch takes min,opt,max (three numbers), not {trt_batch!r}")

@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from compressor.errors import CompressorError
@@ -56,11 +56,42 @@ def load_image(path: str | Path) -> Image.Image | None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()
-                return img.convert("RGB")
+                return to_rgb(ImageOps.exif_transpose(img))
     except (OSError, ValueError, SyntaxError, zlib.error, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as err:
         log.warning("skipping unreadable image %s (%s: %s)", path, type(err).__name__, err)
         return None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB by the image's mode; a mode with no faithful conversion raises ``ValueError``.
+
+    ``Image.convert("RGB")`` clips 16- and 32-bit integer pixels at 255 (a 16-bit PNG comes out
+    white) and truncates float pixels in [0, 1] to 0 (a float TIFF comes out black): those modes
+    are rescaled here from their value range instead. Transparent pixels are laid on white.
+    """
+    mode = img.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        a = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{mode} image with NaN or infinite pixels")
+        if mode == "F" and a.min() >= 0 and a.max() <= 1:
+            scale = 255.0  # float images in [0, 1]
+        elif a.min() >= 0 and a.max() <= 255 and mode == "F":
+            scale = 1.0
+        elif a.min() >= 0 and a.max() <= 65535:
+            scale = 255.0 / 65535.0  # 16-bit samples (Pillow reads 16-bit PNGs as I or I;16)
+        else:
+            raise ValueError(f"{mode} image with values from {a.min():g} to {a.max():g}, outside any known range")
+        gray = Image.fromarray(np.clip(np.rint(a * scale), 0, 255).astype(np.uint8), mode="L")
+        return gray.convert("RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode in ("1", "L", "P", "RGB", "CMYK", "YCbCr", "RGBX"):
+        return img.convert("RGB")  # Pillow converts these faithfully (CMYK, palette lookups included)
+    raise ValueError(f"unsupported image mode {mode}")
 
 
 class FolderDataset(ImageDataset):
@@ -77,7 +108,7 @@ class FolderDataset(ImageDataset):
 
     @classmethod
     def scan(cls, root: Path) -> FolderDataset:
-        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subdirs = _class_dirs(root)
         files: list[Path] = []
         labels: list[int] = []
         classes: list[str] = []
@@ -99,7 +130,29 @@ class FolderDataset(ImageDataset):
         return cls(files, labels, classes)
 
 
+def _class_dirs(root: Path) -> list[Path]:
+    """Sub-folders of ``root``, without hidden ones and without symlinks back into the tree (a loop or an
+    alias would add a fake class holding copies of the other images)."""
+    top = root.resolve()
+    out, seen = [], set()
+    for p in sorted(root.iterdir()):
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        real = p.resolve()
+        if real == top or real in top.parents or real in seen or (p.is_symlink() and top in real.parents):
+            log.warning("skipping %s: a link back into the data folder (%s), not a class of its own", p, real)
+            continue
+        seen.add(real)
+        out.append(p)
+    return out
+
+
 def _folder_dataset(root: Path, split: str) -> ImageDataset:
+    if root.exists() and not root.is_dir():
+        raise CompressorError(f"--data {str(root)!r} is a file; pass the folder that holds the images, "
+                              "`fashion-mnist` or `synthetic`")
+    if root.is_symlink() and not root.exists():
+        raise CompressorError(f"--data {str(root)!r} is a broken or looping symbolic link; pass the real folder")
     if not root.is_dir():
         raise CompressorError(f"data folder {str(root)!r} does not exist; pass an existing folder, "
                               "`fashion-mnist` or `synthetic` to --data")
@@ -110,8 +163,8 @@ def _folder_dataset(root: Path, split: str) -> ImageDataset:
     # No explicit split: a fixed 80/20 split (every 5th image is held out) so eval queries are unseen.
     full = FolderDataset.scan(root)
     keep = [i for i in range(len(full)) if (i % 5 == 4) == (split != "train")]
-    if not keep:
-        keep = list(range(len(full)))
+    if not keep:  # fewer than 5 images: no held-out part (eval refuses an empty query set)
+        log.warning("%s has %d images, too few for a %s split (every 5th image is held out)", root, len(full), split)
     return FolderDataset([full.files[i] for i in keep], [full.labels[i] for i in keep], full.classes)
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from compressor.errors import CompressorError
 from compressor.utils.coerce import apply_overrides, coerce, field_hints, parse_yaml_value
 
@@ -77,20 +75,16 @@ class TrainConfig:
 
 
 FIELDS = field_hints(TrainConfig)
-AT_LEAST_ONE = ("batch_size", "checkpoint_every", "keep_checkpoints", "log_every")
 
 
 def read_yaml(path: str | Path) -> Any:
     """Safe YAML from ``path``; a missing or invalid file is a one-line error with the line and column."""
+    from compressor.utils.yamlfile import read_yaml_file  # size, alias and UTF-8 limits
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise CompressorError(f"config file {str(path)!r} does not exist")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CompressorError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    return read_yaml_file(path)
 
 
 def read_yaml_config(path: str | Path) -> dict[str, Any]:
@@ -126,9 +120,9 @@ def resolve_config(flags: dict[str, Any], config_file: str | Path | None = None)
         raise CompressorError("no data given: pass --data FOLDER, --data fashion-mnist or --data synthetic")
     if cfg.epochs is None and cfg.max_steps is None:
         cfg.epochs = 1
-    for name in AT_LEAST_ONE:
-        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
-            raise CompressorError(f"--{name.replace('_', '-')} must be at least 1")
+    from compressor.engine.ranges import check_train_config
+
+    check_train_config(cfg)  # every numeric field against its range (engine/ranges.py)
     return cfg
 
 

@@ -23,6 +23,7 @@ import torch
 from compressor.data.loader import ViewDataset, batches_per_epoch, epoch_loader
 from compressor.engine import distributed as ddp
 from compressor.engine.checkpoint import (
+    checkpoint_dir,
     list_checkpoints,
     load_latest_checkpoint,
     rng_state,
@@ -30,12 +31,23 @@ from compressor.engine.checkpoint import (
     set_rng_state,
 )
 from compressor.engine.config import TrainConfig
+from compressor.engine.guards import (
+    check_resume_matches,
+    check_state_finite,
+    diverged,
+    first_nonfinite,
+    run_signature,
+    total_norm,
+)
 from compressor.engine.metrics import MetricsLog
+from compressor.engine.ranges import check_recipe_numbers, check_train_config
+from compressor.engine.runlock import RunLock
 from compressor.engine.schedule import cosine_schedule
 from compressor.engine.setup import build_components
-from compressor.errors import CompressorError, TrainingDiverged
+from compressor.errors import CompressorError
 from compressor.models.saved import save_encoder
 from compressor.rundir import RunDir
+from compressor.utils.io import free_bytes, remove_orphaned_temps
 from compressor.utils.progress import make_progress
 
 log = logging.getLogger("compressor")
@@ -57,6 +69,9 @@ class Trainer:
         if self.dist.enabled and not cfg.out:
             raise CompressorError("under torchrun every process must write to the same run directory: pass --out DIR")
         self.run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        _check_numbers(cfg)  # before any model is built: a bad number fails in milliseconds
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise CompressorError(f"--out {self.run_dir} is a file; pass a directory for the run")
         if not cfg.resume and list_checkpoints(self.run_dir):
             raise CompressorError(f"{self.run_dir} already holds a run; pass --resume to continue it or "
                                   "choose another --out")
@@ -127,22 +142,45 @@ class Trainer:
         return {"step": step, "recipe": self.recipe.trainable_state_dict(),
                 "optimizers": [o.state_dict() for o in self.optimizers], "scaler": self.scaler.state_dict(),
                 "rng": rngs[0], "rng_ranks": rngs, "world_size": self.dist.world_size,
-                "config": {"recipe": self.cfg.recipe, "student": self.cfg.student}}
+                "config": run_signature(self.cfg),
+                "recipe_config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.recipe.cfg).items()}}
+
+    def _kept_step(self) -> int | None:
+        kept = list_checkpoints(self.run_dir)
+        return kept[-1][0] if kept else None
 
     def _save(self, step: int) -> None:
         state = self._state(step)
+        check_state_finite(state["recipe"], "weights", step, self.run_dir, self._kept_step())
         if not self.dist.is_main:
             return
         try:
             save_checkpoint(self.run_dir, step, state, keep=self.cfg.keep_checkpoints or 2)
         except OSError as err:  # e.g. ENOSPC: the temporary file is removed, older checkpoints stay
-            kept = list_checkpoints(self.run_dir)
-            last = f"the checkpoint of step {kept[-1][0]} is kept" if kept else "no earlier checkpoint exists"
-            raise CompressorError(f"could not write the checkpoint of step {step} ({err.strerror or err}); "
-                                  f"{last}. Free space in {self.run_dir} and continue with --resume") from err
+            raise self._write_error(f"the checkpoint of step {step}", err) from err
+
+    def _write_error(self, what: str, err: OSError) -> CompressorError:
+        kept = self._kept_step()
+        last = f"the checkpoint of step {kept} is kept" if kept is not None else "no earlier checkpoint exists"
+        return CompressorError(f"could not write {what} ({err.strerror or err}); {last}. Free space in "
+                               f"{self.run_dir} and continue with `compress distill --resume --out {self.run_dir}`"
+                               if kept is not None else
+                               f"could not write {what} ({err.strerror or err}); {last}. Free space in "
+                               f"{self.run_dir} (or choose another --out) and start the run again")
+
+    def _check_free_space(self) -> None:
+        """A checkpoint needs about the weights plus the optimiser's moments; refuse at start if they cannot fit."""
+        need = sum(t.numel() * t.element_size() for t in self.recipe.trainable_state_dict().values()) * 3
+        free = free_bytes(self.run_dir)
+        if free is not None and free < need + (1 << 20):
+            raise CompressorError(f"only {free / 2**20:.1f} MiB free in {self.run_dir}, a checkpoint needs about "
+                                  f"{need / 2**20:.1f} MiB; free space or choose another --out")
 
     def _restore(self) -> int:
         state, path = load_latest_checkpoint(self.run_dir)
+        check_resume_matches(state.get("config", {}), self.cfg, state["recipe"],
+                             self.recipe.trainable_state_dict(), path, state.get("recipe_config"),
+                             vars(self.recipe.cfg))
         self.recipe.load_trainable_state_dict(state["recipe"])
         if len(state["optimizers"]) != len(self.optimizers):
             raise CompressorError(f"{path} was written by another recipe; resume with the same config")
@@ -163,21 +201,36 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> Path:
+        """Hold the run directory's lock for the whole run: a second trainer on it fails at once."""
+        with RunLock(self.run_dir):
+            for folder in (self.run_dir, checkpoint_dir(self.run_dir)):
+                for p in remove_orphaned_temps(folder):
+                    log.info("removed %s, left by an interrupted write", p)
+            return self._fit()
+
+    def _fit(self) -> Path:
         self._setup()
+        self._check_free_space()
         step = self._restore() if self.cfg.resume else 0
         if not self.cfg.resume:  # the loop's own randomness (masks, dropout); one stream per rank
             torch.manual_seed(self.cfg.seed + 1 + 1_000_003 * self.dist.rank)
         metrics: MetricsLog | None = None
         if self.dist.is_main:
-            self._write_config()
-            metrics = MetricsLog(self.run_dir, resume_step=step)
+            try:
+                self._write_config()
+                metrics = MetricsLog(self.run_dir, resume_step=step)
+            except OSError as err:
+                raise self._write_error("the run's files", err) from err
         skipped: set[str] = set()
         previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         try:
             step = self._loop(step, metrics, skipped)
+        except OSError as err:  # metrics.jsonl or TensorBoard on a full disk
+            raise self._write_error(f"the run's files at step {step}", err) from err
         finally:
             if metrics is not None:
-                metrics.close()
+                with contextlib.suppress(OSError):
+                    metrics.close()
             if self.dist.enabled and self._stop_requested:
                 ddp.shutdown()
             if previous is not None:
@@ -189,8 +242,12 @@ class Trainer:
                                   f"`compress distill --resume --out {self.run_dir}`", exit_code=130)
         if self.dist.is_main:
             for name, enc in self.recipe.saved_models().items():
-                save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
-                             teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
+                check_state_finite(enc.state_dict(), f"{name}'s weights", step, self.run_dir, self._kept_step())
+                try:
+                    save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
+                                 teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
+                except OSError as err:
+                    raise self._write_error(f"the {name}", err) from err
             # a finished run keeps only its last checkpoint (still resumable with a larger --max-steps) unless
             # --keep-checkpoints says otherwise: with a wide projector they can be many times the student's size
             for _, old in list_checkpoints(self.run_dir)[:-(self.cfg.keep_checkpoints or 1)]:
@@ -205,6 +262,7 @@ class Trainer:
         window_t, window_n, last_loss = time.perf_counter(), 0, float("nan")
         logs: dict[str, float] = {"loss": last_loss}
         bar = make_progress("loss", "ips") if self.progress and self.dist.is_main else contextlib.nullcontext()
+        trained_since_save = False
         with bar as progress:
             task = progress.add_task(f"{cfg.recipe}", total=self.total_steps, completed=step, loss="", ips="") \
                 if progress else None
@@ -219,6 +277,7 @@ class Trainer:
                         skipped.add(f)
                     if batch:
                         good_batches += 1
+                        trained_since_save = True
                         logs = self._train_step(step, batch)
                         last_loss = logs["loss"]
                         window_n += batch["index"].shape[0] * self.dist.world_size
@@ -243,8 +302,10 @@ class Trainer:
                         metrics.log(step, self.knn(recipe.student))  # eval mode inside, train mode after
                     if progress is not None and task is not None:
                         progress.advance(task)
-                    if step % cfg.checkpoint_every == 0 or step == self.total_steps or stop:
+                    due = step % cfg.checkpoint_every == 0 or step == self.total_steps or stop
+                    if due and trained_since_save:  # a checkpoint only ever follows real optimiser steps
                         self._save(step)
+                        trained_since_save = False
                     if step >= self.total_steps or stop:
                         break
                 if good_batches == 0 and skipped:  # a whole pass with no readable image
@@ -264,9 +325,7 @@ class Trainer:
             with autocast:
                 loss, step_logs = self.step_fn(batch)
             if not ddp.all_finite(loss):  # a CPU-GPU sync point, worth it: a NaN run is lost work
-                raise TrainingDiverged(f"the loss became {float(loss.detach())} at step {step + 1}; the last good "
-                                       f"checkpoint in {self.run_dir / 'checkpoints'} is kept. Lower the "
-                                       "learning rate (--set lr=...) or use --precision fp32")
+                raise diverged("loss", step + 1, self.run_dir, self._kept_step(), became=str(float(loss.detach())))
             self.scaler.scale(loss).backward()
         except torch.cuda.OutOfMemoryError:
             raise CompressorError(f"CUDA out of memory at batch size {self.batch_size}; try "
@@ -274,13 +333,29 @@ class Trainer:
         recipe.on_after_backward(step, self.total_steps)
         for opt in self.optimizers:
             self.scaler.unscale_(opt)
+            params = [p for g in opt.param_groups for p in g["params"]]
             if recipe.cfg.clip_grad > 0:
-                params = [p for g in opt.param_groups for p in g["params"]]
                 clip_gradients(params, recipe.cfg.clip_grad, per_parameter=recipe.cfg.clip_per_parameter)
-            self.scaler.step(opt)
+            norm = total_norm(p.grad for p in params if p.grad is not None)
+            # fp16's GradScaler skips steps with inf gradients by design; everywhere else they are fatal
+            if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
+                bad = first_nonfinite((n, p.grad) for n, p in recipe.named_parameters() if p.grad is not None)
+                raise diverged("gradients", step + 1, self.run_dir, self._kept_step(), bad)
+            try:
+                self.scaler.step(opt)
+            except RuntimeError as err:  # e.g. lr / bias correction beyond float32 inside the optimiser
+                if "overflow" not in str(err):
+                    raise
+                raise diverged("update", step + 1, self.run_dir, self._kept_step(), became="too large for float32") \
+                    from None
             opt.zero_grad(set_to_none=True)
         self.scaler.update()
         recipe.on_step_end(step, self.total_steps)
+        params = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
+        norm = total_norm(params)
+        if norm is not None and not torch.isfinite(norm):  # e.g. lr=1e30: finite loss, broken weights
+            bad = first_nonfinite(recipe.named_parameters())
+            raise diverged("weights", step + 1, self.run_dir, self._kept_step(), bad)
         return {"loss": float(loss.detach()), **step_logs}
 
     def _to_device(self, v: torch.Tensor) -> torch.Tensor:
@@ -293,6 +368,14 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop_requested = True
         log.warning("SIGINT: saving a checkpoint after this step (press Ctrl-C again to abort)")
+
+
+def _check_numbers(cfg: TrainConfig) -> None:
+    """Every numeric setting and recipe option inside its range (engine/ranges.py), before any model exists."""
+    from compressor.engine.recipe import get_recipe, make_config
+
+    check_train_config(cfg)
+    check_recipe_numbers(cfg.recipe, make_config(get_recipe(cfg.recipe), cfg.recipe_config))
 
 
 def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, *, per_parameter: bool = False) -> None:

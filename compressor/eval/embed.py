@@ -55,6 +55,28 @@ def embed_dataset(model: nn.Module, spec: InputSpec, ds: ImageDataset, *, batch_
     return torch.cat(feats), torch.cat(labels)
 
 
+def _files(ds: object) -> list | None:
+    """The image files behind ``ds`` (through ``Subset``), or ``None`` for data without files."""
+    if isinstance(ds, torch.utils.data.Subset):
+        inner = _files(ds.dataset)
+        return None if inner is None else [inner[i] for i in ds.indices]
+    files = getattr(ds, "files", None)
+    return list(files) if files is not None else None
+
+
+def check_disjoint(train: ImageDataset, val: ImageDataset) -> None:
+    """Queries must exist and must not be bank images: a query that finds itself scores 100%."""
+    if len(val) == 0:
+        raise CompressorError("the evaluation data has no held-out images to use as queries (a folder needs at "
+                              "least 5 images, or train/ and val/ sub-folders); pass --data with more images")
+    a, b = _files(train), _files(val)
+    if a is not None and b is not None:
+        shared = {str(p.resolve()) for p in a} & {str(p.resolve()) for p in b}
+        if shared:
+            raise CompressorError(f"{len(shared)} query images are also in the kNN bank (e.g. {sorted(shared)[0]}); "
+                                  "give the data separate train/ and val/ folders")
+
+
 @dataclass
 class EvalResult:
     knn_top1: float
@@ -73,6 +95,7 @@ def evaluate_encoder(model: Encoder, train: ImageDataset, val: ImageDataset, *, 
     """kNN (cosine, k=20, T=0.07) and linear-probe top-1: train split = bank, val split = queries."""
     if not (train.has_labels and val.has_labels):
         raise CompressorError("evaluation needs labels: use class sub-folders, fashion-mnist or synthetic")
+    check_disjoint(train, val)
     kw = dict(batch_size=batch_size, workers=workers, device=device, progress=progress)
     xb, yb = embed_dataset(model, model.spec, train, limit=limit_train, **kw)
     xq, yq = embed_dataset(model, model.spec, val, limit=limit_val, **kw)

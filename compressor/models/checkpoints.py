@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from compressor.errors import CompressorError
+from compressor.utils.io import check_regular_file
 
 log = logging.getLogger("compressor")
 
@@ -109,6 +110,7 @@ def read_checkpoint(path: str | Path, *, trust: bool = False) -> Any:
         raise CompressorError(f"teacher weights file {str(path)!r} does not exist; check --teacher-weights")
     if path.is_dir():
         raise CompressorError(f"{path} is a directory; --teacher-weights takes a checkpoint file")
+    check_regular_file(path, "--teacher-weights file")  # a FIFO would block forever, /dev/zero never end
     try:
         if _is_safetensors(path):
             return load_file(str(path))

@@ -53,7 +53,7 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
                 return coerce(value, arg, where)
             except CompressorError:
                 continue
-        raise CompressorError(f"{where} must be {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+        raise CompressorError(f"{where} must be {' or '.join(_type_name(a) for a in args)}, got {_shown(value)}")
     if hint is Any:
         return value
     if isinstance(value, str) and hint is not str:
@@ -61,7 +61,7 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     try:
         return _coerce(value, hint, origin, where)
     except TypeError:
-        raise CompressorError(f"{where} must be {_type_name(hint)}, got {value!r}") from None
+        raise CompressorError(f"{where} must be {_type_name(hint)}, got {_shown(value)}") from None
 
 
 def _coerce(value: Any, hint: Any, origin: Any, where: str) -> Any:
@@ -123,3 +123,9 @@ def apply_overrides(obj: Any, overrides: dict[str, Any], where: str, *, kind: st
                                   f"(options: {', '.join(hints)})")
         setattr(obj, name, coerce(value, hints[name], f"{where}{name}"))
     return obj
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: never a huge (e.g. alias-expanded) one."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"

@@ -127,11 +127,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tmp_path: Path) 
     common = ["distill", *BASE, "--recipe", "simclr", "--out", run, "--checkpoint-every", "1"]
     code, _, err = cli(*common, "--max-steps", "2")
     assert code == 0, err
-    # Resume with a zero temperature: the logits divide by 0 and the loss is NaN at step 3.
-    one_line_error(cli, *common, "--max-steps", "4", "--resume", "--set", "temperature=0",
-                   match=r"loss became nan at step 3.*checkpoint.*kept")
+    student = (run / "student.safetensors").read_bytes()
+    # Damage the weights of the newest checkpoint (finite, but 1e30 times too large): the next forward overflows.
+    ckpt = run / "checkpoints" / "step_0000002.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["recipe"] = {k: v * 1e30 if v.is_floating_point() else v for k, v in state["recipe"].items()}
+    torch.save(state, ckpt)
+    one_line_error(cli, *common, "--max-steps", "4", "--resume",
+                   match=r"became (nan|inf|non-finite) at step 3.*checkpoint \(step 2\).*kept")
     ckpts = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
     assert ckpts[-1] == "step_0000002.pt"
+    assert (run / "student.safetensors").read_bytes() == student  # the good student of step 2 is not replaced
 
 
 def test_full_disk_while_checkpointing_keeps_the_previous_one(cli, tmp_path: Path, monkeypatch) -> None:
