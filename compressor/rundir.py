@@ -87,8 +87,9 @@ class RunDir:
         check_regular_file(path, "run file", max_bytes=MAX_BYTES, allow_empty=True)  # no FIFO, no /dev/zero
         try:
             return parse(path.read_bytes().decode("utf-8"))
-        except CompressorError:
-            raise
+        except CompressorError as err:  # the safe YAML reader's own wording, folded into the one wording
+            detail = str(err).removeprefix(f"{path} ")
+            raise CompressorError(f"{path} is corrupt ({detail}); {fix}") from None
         except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise CompressorError(f"{path} is corrupt ({detail}); {fix}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +38,8 @@ def distill(
         config_file = RunDir(out).config_path  # a resumed run keeps its own configuration
     cfg = resolve_config(flags, config_file)
     run_dir = train(cfg, progress=not quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     typer.echo(f"student written to {RunDir(run_dir).weights_path()}; evaluate it with `compress eval {run_dir}`")
 
 

@@ -57,6 +57,7 @@ TRAIN_RANGES: dict[str, Range] = {
     "keep_checkpoints": Range(1, 1000),
     "workers": Range(0, -1, "data-loading processes"),  # the high end is max_workers(), read at check time
     "log_every": Range(1, INF),
+    "eval_every": Range(0, INF, "0 turns it off"),
 }
 
 

@@ -201,11 +201,17 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> Path:
-        """Hold the run directory's lock for the whole run: a second trainer on it fails at once."""
-        with RunLock(self.run_dir):
-            for folder in (self.run_dir, checkpoint_dir(self.run_dir)):
-                for p in remove_orphaned_temps(folder):
-                    log.info("removed %s, left by an interrupted write", p)
+        """Hold the run directory's lock for the whole run: a second trainer on it fails at once.
+
+        Under DDP rank 0 holds it for the job (it is the only writer); the other ranks of the same job
+        do not take it, or they would refuse their own job's directory.
+        """
+        lock = RunLock(self.run_dir) if self.dist.is_main else contextlib.nullcontext()
+        with lock:
+            if self.dist.is_main:
+                for folder in (self.run_dir, checkpoint_dir(self.run_dir)):
+                    for p in remove_orphaned_temps(folder):
+                        log.info("removed %s, left by an interrupted write", p)
             return self._fit()
 
     def _fit(self) -> Path:

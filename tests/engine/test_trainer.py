@@ -19,7 +19,7 @@ from compressor.models.saved import load_encoder
 
 def _cfg(out: Path, **kw) -> TrainConfig:
     base = dict(student="resnet10t", recipe="simclr", data="synthetic", max_images=48, batch_size=16,
-                image_size=24, max_steps=6, checkpoint_every=3, out=str(out), seed=1,
+                image_size=24, max_steps=6, checkpoint_every=3, keep_checkpoints=2, out=str(out), seed=1,
                 recipe_config={"projector_dims": [32, 16]})
     return TrainConfig(**{**base, **kw})
 
