@@ -21,10 +21,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# OpenVINO's tests run in a process of their own: after the rest of the suite (torch's thread pools,
+# gloo process groups) OpenVINO's runtime crashed the shared interpreter once (SIGSEGV); alone they pass.
 test: $(STAMP) data
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/export/test_openvino.py
+	$(PY) -m pytest tests/export/test_openvino.py
 
 demo: $(STAMP) data
 	$(VENV)/bin/compress demo --out runs/demo

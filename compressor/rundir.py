@@ -88,7 +88,7 @@ class RunDir:
         try:
             return parse(path.read_bytes().decode("utf-8"))
         except CompressorError as err:  # the safe YAML reader's own wording, folded into the one wording
-            detail = str(err).removeprefix(f"{path} ")
+            detail = str(err).removeprefix(f"{path} ").removeprefix("is ")
             raise CompressorError(f"{path} is corrupt ({detail}); {fix}") from None
         except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -83,7 +83,7 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
     if opts.format == "timm":  # a folder for timm / the hub, not a graph: see export/timm_format.py
         from compressor.export.timm_format import export_timm
 
-        return export_timm(run_dir, opts)
+        return ExportResult(*export_timm(run_dir, opts.out_dir))
     if opts.format not in FORMATS:
         raise CompressorError(unknown_name_message("export format", opts.format, list(FORMATS)))
     if opts.calib_method not in CALIB_METHODS:

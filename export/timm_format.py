@@ -21,7 +21,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from compressor.errors import CompressorError
-from compressor.export.exporter import ExportOptions, ExportResult
 from compressor.export.manifest import record_export
 from compressor.models.saved import read_encoder_meta
 from compressor.rundir import RunDir
@@ -123,13 +122,16 @@ def _check_rebuild(run_dir: Path, out: Path, size: int) -> dict[str, Any]:
             "threshold": 1.0, "n_images": 4, "data": "random tensors (same weights, same graph)"}
 
 
-def export_timm(run_dir: str | Path, opts: ExportOptions) -> ExportResult:
-    """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``RUN/export/timm/``."""
+def export_timm(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, dict[str, Any], Any]:
+    """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``RUN/export/timm/``.
+
+    Returns (folder, manifest entry, manifest); the exporter wraps them in its ``ExportResult``.
+    """
     run_dir = Path(run_dir)
     meta = read_encoder_meta(run_dir)
     rd = RunDir(run_dir)
     cfg = rd.read_config() if rd.config_path.is_file() else {}
-    base = Path(opts.out_dir) if opts.out_dir else run_dir / "export"
+    base = Path(out_dir) if out_dir else run_dir / "export"
     out = base / SUBDIR
     src = rd.weights_path()
     try:
@@ -148,4 +150,4 @@ def export_timm(run_dir: str | Path, opts: ExportOptions) -> ExportResult:
              "size_mb": round(size / 1e6, 3), "architecture": meta["arch"], "fidelity": fidelity,
              "export_seconds": round(time.time() - started, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     manifest = record_export(base, SUBDIR, entry, student=meta)
-    return ExportResult(out, entry, manifest)
+    return out, entry, manifest

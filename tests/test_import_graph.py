@@ -2,7 +2,8 @@
 
 Layers, bottom to top: the core (models, data, engine incl. the recipe contract, eval, losses, utils,
 registry, errors, rundir) ← the plug-ins (``recipes/`` and ``export/``, installed as ``compressor.recipes``
-and ``compressor.export``) ← the application (``compressor.cli``, ``compressor.plugins``, ``compressor.demo``).
+and ``compressor.export``) ← the application (``compressor.cli``, ``compressor.plugins``, ``compressor.demo``,
+the pipeline and the report, which wire training, export and bench together).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"compressor": ROOT / "compressor", "compressor.recipes": ROOT / "recipes",
            "compressor.export": ROOT / "export"}  # setuptools package-dir, as in pyproject.toml
 PLUGINS = ("compressor.recipes", "compressor.export")
-APP = ("compressor.cli", "compressor.plugins", "compressor.demo", "compressor.__main__")
+# The pipeline and the report orchestrate training, export and bench, so they sit with the application.
+APP = ("compressor.cli", "compressor.plugins", "compressor.demo", "compressor.demo_deploy", "compressor.pipeline",
+       "compressor.report", "compressor.eval.embed_files", "compressor.__main__")  # embed_files reads exports
 
 
 def _modules() -> dict[str, Path]:

@@ -130,7 +130,9 @@ class TeacherEncoder(Encoder):
         return F.normalize(z, dim=-1) if self.normalize else z
 
 
-TEACHERS: Registry[TeacherSpec] = Registry("teacher")
+# The named zoo beyond the few defined here (DINOv2/DINOv3/SigLIP 2, compressor/models/teacher_zoo.py) and any
+# third-party teachers register themselves; the registry imports them at its first lookup (entry points).
+TEACHERS: Registry[TeacherSpec] = Registry("teacher", entry_point_group="compressor.teachers")
 _CLIP_TEXT = ("token_embedding.*", "positional_embedding", "transformer.*", "ln_final.*", "text_projection",
               "logit_scale", "logit_bias", "text.*", "attn_mask")
 _JIT_META = ("input_resolution", "context_length", "vocab_size")
@@ -326,4 +328,3 @@ def build_teacher(
     return teacher.freeze()
 
 
-from compressor.models import teacher_zoo  # noqa: E402, F401  (registers DINOv2/DINOv3/SigLIP 2; needs the above)

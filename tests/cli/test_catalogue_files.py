@@ -34,7 +34,7 @@ def test_run_config_yaml_not_utf8_on_resume(cli, finished_run: Path) -> None:
 
 def test_eval_reads_a_damaged_run_config(cli, finished_run: Path) -> None:
     (finished_run / "config.yaml").write_text("data: [unclosed\n")
-    one_line_error(cli, "eval", finished_run, match=r"config\.yaml is not valid YAML at line")
+    one_line_error(cli, "eval", finished_run, match=r"config\.yaml is corrupt \(not valid YAML at line")
 
 
 def test_student_json_is_not_json(cli, finished_run: Path) -> None:

@@ -62,5 +62,9 @@ def test_parse_distill_flags_follows_trainconfig() -> None:
 
     got = parse_distill_flags(["--max-steps", "2", "--teacher-weights=random", "--resume", "--set", "lr=1e-3",
                                "--image-size", "32", "--teacher", "timm:resnet10t"])
-    assert got == {"max_steps": 2, "teacher_weights": "random", "resume": True, "recipe_config": {"lr": 1e-3},
+    # --set values stay as typed, like distill's; the recipe's config coerces them (the one coercion path)
+    assert got == {"max_steps": 2, "teacher_weights": "random", "resume": True, "recipe_config": {"lr": "1e-3"},
                    "image_size": 32, "teacher": "timm:resnet10t"}
+    from compressor.engine.recipe import get_recipe, make_config
+
+    assert make_config(get_recipe("mvmr"), got["recipe_config"]).lr == 1e-3
