@@ -3,7 +3,7 @@
 Recipes themselves are plug-ins (the top-level ``recipes/`` folder, installed as ``compressor.recipes``,
 or any package named by a ``compressor.plugins`` entry point): they import this module and register
 themselves with :func:`register_recipe`; the core looks them up in :data:`RECIPES` by name and never
-imports them. :func:`compressor.plugins.load_plugins` (called by the CLI) imports them.
+imports them: the registry loads them through entry points at its first lookup.
 
 A recipe is an ``nn.Module`` holding the student (and teacher(s), peer, heads) with
 

@@ -33,8 +33,6 @@ def check_type(name: str, value: Any, where: str) -> Any:
     return coerce(value, _HINTS[name], f"{name} in {where}")
 
 
-parse_scalar = parse_yaml_value
-
 
 @dataclass
 class PipelineConfig:
@@ -90,7 +88,7 @@ def _check(name: str, value: Any, where: str) -> Any:
     bad = CompressorError(f"pipeline key {name} in {where} must be {base}, got {value!r}")
     if base.startswith("list["):
         if isinstance(value, str):  # export=onnx,onnx-int8 on the command line
-            value = [parse_scalar(v.strip()) for v in value.split(",") if v.strip()]
+            value = [parse_yaml_value(v.strip()) for v in value.split(",") if v.strip()]
         item = int if base == "list[int]" else str
         if not isinstance(value, list) or not all(_is(v, item) for v in value):
             raise bad
@@ -174,7 +172,7 @@ def parse_distill_flags(args: list[str]) -> dict[str, Any]:
         if key == "set":
             out.setdefault("recipe_config", {}).update(parse_set_options([value]))
         elif is_bool:
-            out[key] = True if not has_value else bool(parse_scalar(value))
+            out[key] = True if not has_value else bool(parse_yaml_value(value))
         else:
             out[key] = _typed(key, value)
     return out
@@ -185,7 +183,7 @@ def _typed(key: str, text: str) -> Any:
     try:
         return check_type(key, text, "the command line")
     except CompressorError:
-        return check_type(key, parse_scalar(text), "the command line")
+        return check_type(key, parse_yaml_value(text), "the command line")
 
 
 _DEFAULTS = TrainConfig()
