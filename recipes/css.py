@@ -189,9 +189,9 @@ class CSS(Recipe[CSSConfig]):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         za, zb = self.net_a(batch["x"]), self.net_b(batch["p"])
         terms = css_loss(za, zb, batch["label"], self.cfg.temperature)  # type: ignore[attr-defined]
-        logs = {k: float(v.detach()) for k, v in terms.items() if k != "loss"}
+        logs = {k: v.detach() for k, v in terms.items() if k != "loss"}
         for name, z in (("a", za), ("b", zb)):
-            logs[f"train_acc_{name}"] = float((ensemble_logits(z).argmax(1) == batch["label"]).float().mean())
+            logs[f"train_acc_{name}"] = (ensemble_logits(z).argmax(1) == batch["label"]).float().mean()
         return StepOutput(terms["loss"], logs)
 
     def param_groups(self) -> list[list[nn.Parameter]]:

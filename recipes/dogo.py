@@ -129,7 +129,7 @@ class DoGo(Recipe[DoGoConfig]):
         z1 = (gather_with_grad(z1[0]), gather_with_grad(z1[1]))
         z2 = (gather_with_grad(z2[0]), gather_with_grad(z2[1]))
         terms = dogo_losses(z1, z2, self.cfg)
-        logs = {k: float(v.detach()) for k, v in terms.items() if k in ("ssl_1", "ssl_2", "kl_1", "kl_2")}
-        logs["kd_share_1"] = self.cfg.w_1 * logs["kl_1"] / max(float(terms["loss_1"].detach()), 1e-12)
-        logs["kd_share_2"] = self.cfg.w_2 * logs["kl_2"] / max(float(terms["loss_2"].detach()), 1e-12)
+        logs = {k: v.detach() for k, v in terms.items() if k in ("ssl_1", "ssl_2", "kl_1", "kl_2")}
+        logs["kd_share_1"] = self.cfg.w_1 * logs["kl_1"] / terms["loss_1"].detach().clamp_min(1e-12)
+        logs["kd_share_2"] = self.cfg.w_2 * logs["kl_2"] / terms["loss_2"].detach().clamp_min(1e-12)
         return StepOutput(terms["loss"], logs)

@@ -223,8 +223,8 @@ class MOKD(Recipe[MOKDConfig]):
             model_loss = terms["mlp"] + terms["thead"] + lam * (terms["cross"] + terms["search"])
             total = total + model_loss
             name = "vit" if key == self.vit_key else "cnn"
-            logs.update({f"{name}_{k}": float(v.detach()) for k, v in terms.items()})
-            logs[f"loss_{name}"] = float(model_loss.detach())
+            logs.update({f"{name}_{k}": v.detach() for k, v in terms.items()})
+            logs[f"loss_{name}"] = model_loss.detach()
         return StepOutput(total, logs)
 
     # -- optimisation -------------------------------------------------------------------------

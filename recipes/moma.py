@@ -199,4 +199,4 @@ class MOMA(Recipe[MOMAConfig]):
             targets = [t(batch[f"t{k}"]) for k, t in enumerate(self.teachers)]
         s = self.masked_embedding(batch["x"])
         terms = moma_loss([g(s) for g in self.projectors], targets, self.loss_weights, self.cfg.ln_eps)  # type: ignore[attr-defined]
-        return StepOutput(terms["loss"], {k: float(v.detach()) for k, v in terms.items() if k != "loss"})
+        return StepOutput(terms["loss"], {k: v.detach() for k, v in terms.items() if k != "loss"})

@@ -131,4 +131,4 @@ class MVMR(Recipe[MVMRConfig]):
         # Under DDP every term (dCor, the variance hinge, the MSE) is over the global batch.
         z, z_o, t = gather_with_grad(z), gather_with_grad(z_o), gather_with_grad(t)
         terms = mvmr_loss(z, z_o, t, self.cfg)
-        return StepOutput(terms["loss"], {k: float(v.detach()) for k, v in terms.items() if k != "loss"})
+        return StepOutput(terms["loss"], {k: v.detach() for k, v in terms.items() if k != "loss"})

@@ -46,5 +46,5 @@ class Supervised(Recipe[SupervisedConfig]):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         logits = self.classifier(self.student(batch["x"]))
         loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.cfg.label_smoothing)  # type: ignore[attr-defined]
-        acc = float((logits.argmax(1) == batch["label"]).float().mean())
+        acc = (logits.argmax(1) == batch["label"]).float().mean()
         return StepOutput(loss, {"train_acc": acc})

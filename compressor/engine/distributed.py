@@ -265,7 +265,7 @@ class _RecipeStep(nn.Module):
         super().__init__()
         self.recipe = recipe
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         out = self.recipe.step(batch)  # type: ignore[operator]  # the recipe interface
         return out.loss, out.logs
 

@@ -1,8 +1,10 @@
 """Checks that keep a run from going on (or being written) in a state that silently gives wrong results.
 
-* Finite or refused: the loss, the gradients and the parameters are checked every step, and every
-  tensor of a checkpoint or student before it is written; a non-finite one stops the run naming the
-  step, and the last good checkpoint stays the newest on disk.
+* Finite or refused: the loss, the gradients and the parameters are checked every step — on the
+  device, without making the host wait (``DivergenceWatch``) — and the verdict is read at every log
+  step and before every checkpoint; every tensor of a checkpoint or student is checked before it is
+  written. A non-finite one stops the run naming the step where it first appeared, and the last good
+  checkpoint stays the newest on disk.
 * Resume compares what the checkpoint was trained with (student, peer, teachers, recipe, input
   sizes, tensor shapes) against the current config and names the first difference, instead of
   letting ``load_state_dict`` print a page of size mismatches.
@@ -106,3 +108,35 @@ def check_resume_matches(saved: Mapping[str, Any], cfg: Any, recorded_state: Map
             raise CompressorError(f"{path} does not fit this configuration: {k} is {list(t.shape)} in the "
                                   f"checkpoint but {list(cur.shape)} here; resume with the run's own --set options "
                                   "(e.g. projector_dims) and sizes, or start a new run with another --out")
+
+
+class DivergenceWatch:
+    """Device-side record of the first step at which the loss, the gradients or the weights stopped being finite.
+
+    Reading ``isfinite`` on the host every step would make the CPU wait for the GPU at every step. Each
+    check here is a few device ops folding into three scalars (the first bad step, what went bad, and the
+    loss's value then); ``verdict`` reads them — one host sync — and the trainer calls it at every log
+    step and before every checkpoint. A run that diverges at step ``k`` therefore computes at most
+    ``log_every - 1`` more (discarded) steps before it stops, the error still names step ``k``, and no
+    checkpoint is written after it: the last good checkpoint stays the newest on disk.
+    """
+
+    KINDS = ("", "loss", "gradients", "weights")
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.full((), -1, dtype=torch.int64, device=device)  # 1-based step; -1: none yet
+        self.kind = torch.zeros((), dtype=torch.int64, device=device)
+        self.value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def note(self, what: str, finite: torch.Tensor, step: int, value: torch.Tensor | None = None) -> None:
+        """Record ``what`` at ``step`` (1-based) if ``finite`` is false and nothing was recorded before."""
+        fresh = (self.first < 0) & ~finite
+        self.first = torch.where(fresh, step, self.first)
+        self.kind = torch.where(fresh, self.KINDS.index(what), self.kind)
+        if value is not None:
+            self.value = torch.where(fresh, value.detach().float().reshape(()), self.value)
+
+    def verdict(self) -> tuple[str, int, float] | None:
+        """``(what, step, loss value)`` of the first divergence, or ``None`` (one host sync)."""
+        first, kind, value = (t.item() for t in (self.first, self.kind, self.value))
+        return None if first < 0 else (self.KINDS[int(kind)], int(first), float(value))

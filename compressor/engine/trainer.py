@@ -17,10 +17,11 @@ import logging
 import signal
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
-from compressor.data.loader import ViewDataset, batches_per_epoch, epoch_loader
+from compressor.data.loader import ViewDataset, batches_per_epoch, run_loader
 from compressor.engine import distributed as ddp
 from compressor.engine.checkpoint import (
     checkpoint_dir,
@@ -32,6 +33,7 @@ from compressor.engine.checkpoint import (
 )
 from compressor.engine.config import TrainConfig
 from compressor.engine.guards import (
+    DivergenceWatch,
     check_resume_matches,
     check_state_finite,
     diverged,
@@ -110,6 +112,7 @@ class Trainer:
                                          1.0, rc.min_lr_fraction)
         fp16 = self.autocast_dtype is torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.watch = DivergenceWatch(self.device)  # read at log steps and before checkpoints
         self.knn = None
         if cfg.eval_every > 0:
             from compressor.eval.during import KnnMonitor
@@ -265,62 +268,75 @@ class Trainer:
     def _loop(self, step: int, metrics: MetricsLog | None, skipped: set[str]) -> int:
         cfg, recipe = self.cfg, self.recipe
         recipe.train()
-        window_t, window_n, last_loss = time.perf_counter(), 0, float("nan")
-        logs: dict[str, float] = {"loss": last_loss}
+        window_t, window_n = time.perf_counter(), 0
+        logs: dict[str, float | torch.Tensor] = {}
         bar = make_progress("loss", "ips") if self.progress and self.dist.is_main else contextlib.nullcontext()
-        trained_since_save = False
+        trained_since_save, empty_run = False, 0
+        loader = run_loader(self.data, self.batch_size, step, self.total_steps, cfg.workers, cfg.seed,
+                            rank=self.dist.rank, world_size=self.dist.world_size)
         with bar as progress:
             task = progress.add_task(f"{cfg.recipe}", total=self.total_steps, completed=step, loss="", ips="") \
                 if progress else None
-            stop = False
-            while step < self.total_steps and not stop:
-                epoch, start = divmod(step, self.steps_per_epoch)
-                loader = epoch_loader(self.data, self.batch_size, epoch, start, cfg.workers, cfg.seed,
-                                      rank=self.dist.rank, world_size=self.dist.world_size)
-                good_batches = 0
-                for batch in loader:
-                    for f in batch.pop("_skipped"):
-                        skipped.add(f)
-                    if batch:
-                        good_batches += 1
-                        trained_since_save = True
-                        logs = self._train_step(step, batch)
-                        last_loss = logs["loss"]
-                        window_n += batch["index"].shape[0] * self.dist.world_size
-                    step += 1
-                    logging_step = step % cfg.log_every == 0 or step == self.total_steps
-                    # Under DDP the ranks agree on a stop request at log steps (a SIGINT may reach them
-                    # at different steps, and a rank that stopped alone would hang the others).
-                    stop = ddp.any_rank(self._stop_requested, self.device) if self.dist.enabled and logging_step \
-                        else (self._stop_requested and not self.dist.enabled)
-                    self._stop_requested = self._stop_requested or stop
-                    if logging_step:
-                        ips = window_n / max(1e-9, time.perf_counter() - window_t)
-                        window_t, window_n = time.perf_counter(), 0
-                        logs = ddp.mean_over_ranks(logs, self.device)
-                        last_loss = logs["loss"]
-                        if metrics is not None:
-                            metrics.log(step, {**logs, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
-                        if progress is not None and task is not None:
-                            progress.update(task, loss=f"loss {last_loss:.4f}", ips=f"{ips:.0f} img/s")
-                    if self.knn is not None and metrics is not None and (
-                            step % cfg.eval_every == 0 or step == self.total_steps):
-                        metrics.log(step, self.knn(recipe.student))  # eval mode inside, train mode after
+            for batch in loader:
+                for f in batch.pop("_skipped"):
+                    skipped.add(f)
+                if batch:
+                    trained_since_save, empty_run = True, 0
+                    logs = self._train_step(step, batch)  # device tensors: no host sync in the step
+                    window_n += batch["index"].shape[0] * self.dist.world_size
+                else:
+                    empty_run += 1
+                    if empty_run >= self.steps_per_epoch:  # a whole epoch's worth with no readable image
+                        raise CompressorError(f"every image failed to load (for example {sorted(skipped)[0]}); "
+                                              "check the files or point --data at another folder")
+                step += 1
+                logging_step = step % cfg.log_every == 0 or step == self.total_steps
+                if logging_step:  # the host syncs once per log_every steps: divergence, stop requests, logs
+                    self._check_diverged()
+                    # Under DDP the ranks agree on a stop request here (a SIGINT may reach them at
+                    # different steps, and a rank that stopped alone would hang the others).
+                    self._stop_requested = ddp.any_rank(self._stop_requested, self.device) \
+                        if self.dist.enabled else self._stop_requested
+                    ips = window_n / max(1e-9, time.perf_counter() - window_t)
+                    window_t, window_n = time.perf_counter(), 0
+                    values = ddp.mean_over_ranks(_floats(logs), self.device)
+                    if metrics is not None:
+                        metrics.log(step, {**values, "lr": self.optimizers[0].param_groups[0]["lr"], "ips": ips})
                     if progress is not None and task is not None:
-                        progress.advance(task)
-                    due = step % cfg.checkpoint_every == 0 or step == self.total_steps or stop
-                    if due and trained_since_save:  # a checkpoint only ever follows real optimiser steps
-                        self._save(step)
-                        trained_since_save = False
-                    if step >= self.total_steps or stop:
-                        break
-                if good_batches == 0 and skipped:  # a whole pass with no readable image
-                    raise CompressorError(f"every image failed to load (for example {sorted(skipped)[0]}); "
-                                          "check the files or point --data at another folder")
+                        progress.update(task, loss=f"loss {values.get('loss', float('nan')):.4f}",
+                                        ips=f"{ips:.0f} img/s")
+                stop = self._stop_requested and (logging_step or not self.dist.enabled)
+                if self.knn is not None and metrics is not None and (
+                        step % cfg.eval_every == 0 or step == self.total_steps):
+                    metrics.log(step, self.knn(recipe.student))  # eval mode inside, train mode after
+                if progress is not None and task is not None:
+                    progress.advance(task)
+                due = step % cfg.checkpoint_every == 0 or step == self.total_steps or stop
+                if due and trained_since_save:  # a checkpoint only ever follows real optimiser steps
+                    self._check_diverged()
+                    self._save(step)
+                    trained_since_save = False
+                if step >= self.total_steps or stop:
+                    break
         return step
 
-    def _train_step(self, step: int, batch: dict) -> dict[str, float]:
-        recipe = self.recipe
+    def _check_diverged(self) -> None:
+        """Stop with the first divergence the device recorded (on every rank when any rank saw one)."""
+        found = self.watch.verdict()
+        if self.dist.enabled:
+            if not ddp.any_rank(found is not None, self.device):
+                return
+            verdicts = [cast(tuple[str, int, float], v) for v in ddp.gather_objects(found) if v is not None]
+            found = min(verdicts, key=lambda v: v[1])
+        if found is None:
+            return
+        what, at, value = found
+        example = first_nonfinite(self.recipe.named_parameters()) if what == "weights" else None
+        raise diverged(what, at, self.run_dir, self._kept_step(), example,
+                       became=str(value) if what == "loss" else "non-finite")
+
+    def _train_step(self, step: int, batch: dict) -> dict[str, float | torch.Tensor]:
+        recipe, watch = self.recipe, self.watch
         for opt in self.optimizers:
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * self.lr_factor[step]
@@ -330,8 +346,7 @@ class Trainer:
         try:
             with autocast:
                 loss, step_logs = self.step_fn(batch)
-            if not ddp.all_finite(loss):  # a CPU-GPU sync point, worth it: a NaN run is lost work
-                raise diverged("loss", step + 1, self.run_dir, self._kept_step(), became=str(float(loss.detach())))
+            watch.note("loss", torch.isfinite(loss.detach()).all(), step + 1, loss)
             self.scaler.scale(loss).backward()
         except torch.cuda.OutOfMemoryError:
             raise CompressorError(f"CUDA out of memory at batch size {self.batch_size}; try "
@@ -344,9 +359,8 @@ class Trainer:
                 clip_gradients(params, recipe.cfg.clip_grad, per_parameter=recipe.cfg.clip_per_parameter)
             norm = total_norm(p.grad for p in params if p.grad is not None)
             # fp16's GradScaler skips steps with inf gradients by design; everywhere else they are fatal
-            if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
-                bad = first_nonfinite((n, p.grad) for n, p in recipe.named_parameters() if p.grad is not None)
-                raise diverged("gradients", step + 1, self.run_dir, self._kept_step(), bad)
+            if norm is not None and not self.scaler.is_enabled():
+                watch.note("gradients", torch.isfinite(norm), step + 1)
             try:
                 self.scaler.step(opt)
             except RuntimeError as err:  # e.g. lr / bias correction beyond float32 inside the optimiser
@@ -359,10 +373,9 @@ class Trainer:
         recipe.on_step_end(step, self.total_steps)
         params = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
         norm = total_norm(params)
-        if norm is not None and not torch.isfinite(norm):  # e.g. lr=1e30: finite loss, broken weights
-            bad = first_nonfinite(recipe.named_parameters())
-            raise diverged("weights", step + 1, self.run_dir, self._kept_step(), bad)
-        return {"loss": float(loss.detach()), **step_logs}
+        if norm is not None:  # e.g. lr=1e30: finite loss, broken weights
+            watch.note("weights", torch.isfinite(norm), step + 1)
+        return {"loss": loss.detach(), **step_logs}
 
     def _to_device(self, v: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda" and v.ndim == 4:  # images: channels_last like the models
@@ -392,6 +405,16 @@ def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, *, per_par
     for p in params:
         if p.grad is not None:
             torch.nn.utils.clip_grad_norm_([p], max_norm)
+
+
+def _floats(logs: dict[str, float | torch.Tensor]) -> dict[str, float]:
+    """The logged values as numbers: one host transfer for all the device tensors."""
+    keys = [k for k, v in logs.items() if isinstance(v, torch.Tensor)]
+    out = {k: float(v) for k, v in logs.items() if not isinstance(v, torch.Tensor)}
+    if keys:
+        values = torch.stack([logs[k].detach().float().reshape(()) for k in keys]).tolist()  # type: ignore[union-attr]
+        out.update(zip(keys, values, strict=True))
+    return out
 
 
 def _main_thread() -> bool:

@@ -183,3 +183,66 @@ def test_debug_shows_the_traceback(cli, tmp_path: Path) -> None:
         from compressor.cli.main import main
 
         main(["distill", *BASE, "--recipe", "nope", "--out", str(tmp_path / "d"), "--debug"])
+
+
+def test_divergence_read_at_a_later_log_step_still_names_its_first_step(cli, tmp_path: Path) -> None:
+    """The finite checks run on the device and are read every --log-every steps (and before checkpoints):
+    a divergence at step 3 found at the log step 6 names step 3, logs nothing after it and keeps step 2."""
+    import json
+
+    run = tmp_path / "late"
+    common = ["distill", *BASE, "--recipe", "simclr", "--out", run, "--log-every", "6", "--checkpoint-every", "100"]
+    code, _, err = cli(*common, "--max-steps", "2")
+    assert code == 0, err
+    ckpt = run / "checkpoints" / "step_0000002.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["recipe"] = {k: v * 1e30 if v.is_floating_point() else v for k, v in state["recipe"].items()}
+    torch.save(state, ckpt)
+    one_line_error(cli, *common, "--max-steps", "8", "--resume",
+                   match=r"became (nan|inf|-inf|non-finite) at step 3.*checkpoint \(step 2\).*kept")
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["step_0000002.pt"]
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps and max(steps) <= 2, steps
+
+
+def test_divergence_watch_keeps_the_first_divergence() -> None:
+    from compressor.engine.guards import DivergenceWatch
+
+    watch = DivergenceWatch(torch.device("cpu"))
+    watch.note("loss", torch.tensor(True), 1, torch.tensor(0.5))
+    assert watch.verdict() is None
+    watch.note("weights", torch.tensor(False), 3)
+    watch.note("loss", torch.tensor(False), 4, torch.tensor(float("nan")))
+    assert watch.verdict() == ("weights", 3, 0.0)
+    late = DivergenceWatch(torch.device("cpu"))
+    late.note("loss", torch.tensor(False), 7, torch.tensor(float("inf")))
+    assert late.verdict() == ("loss", 7, float("inf"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host syncs only exist with an accelerator")
+def test_the_hot_loop_does_not_sync_with_the_gpu_between_log_steps(tmp_path: Path) -> None:
+    from compressor.engine.config import TrainConfig
+    from compressor.engine.trainer import Trainer
+
+    trainer = Trainer(TrainConfig(student="resnet10t", recipe="simclr", data="synthetic", batch_size=16,
+                                  image_size=32, out=str(tmp_path / "gpu"), max_steps=4, log_every=100,
+                                  precision="bf16"), progress=False)
+    trainer._setup()
+    batch = next(iter(torch.utils.data.DataLoader(trainer.data, batch_size=16, collate_fn=_collate)))
+    trainer._train_step(0, dict(batch))  # the first step may sync (lazy initialisation, cuDNN autotuning)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in (1, 2):
+            trainer._train_step(step, dict(batch))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.watch.verdict() is None
+
+
+def _collate(items):
+    from compressor.data.loader import collate_views
+
+    batch = collate_views(items)
+    batch.pop("_skipped")
+    return batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from compressor.data.datasets import SyntheticDataset
-from compressor.data.loader import ViewDataset, epoch_loader
+from compressor.data.loader import ViewDataset, run_loader
 from compressor.data.transforms import Views, augment_transform
 from compressor.models.encoder import InputSpec
 
@@ -16,7 +16,7 @@ def _ds() -> ViewDataset:
 
 def _batches(ds: ViewDataset, epoch: int, start: int, workers: int) -> list[dict]:
     out = []
-    for b in epoch_loader(ds, 8, epoch, start, workers, seed=3):
+    for b in run_loader(ds, 8, 5 * epoch + start, 5 * (epoch + 1), workers, seed=3):  # 5 batches per epoch
         b.pop("_skipped")
         out.append(b)
     return out
@@ -42,3 +42,22 @@ def test_epochs_differ_and_augmentation_rng_is_isolated() -> None:
     e0, e1 = _batches(_ds(), 0, 0, 0), _batches(_ds(), 1, 0, 0)
     assert not torch.equal(e0[0]["index"], e1[0]["index"])
     assert torch.equal(state, torch.get_rng_state())  # data loading never draws from the global RNG
+
+
+def test_one_loader_across_epochs_equals_each_epoch_alone() -> None:
+    """Workers live for the whole run (one loader): they must still draw each epoch's own order and augmentations."""
+    def run(start: int, stop: int, workers: int) -> list[dict]:
+        out = []
+        for b in run_loader(_ds(), 8, start, stop, workers, seed=3):
+            b.pop("_skipped")
+            out.append(b)
+        return out
+
+    per_epoch = [b for e in range(3) for b in _batches(_ds(), e, 0, 0)]
+    whole = run(0, 15, 2)
+    assert len(whole) == 15
+    for x, y in zip(per_epoch, whole, strict=True):
+        assert torch.equal(x["index"], y["index"]) and torch.equal(x["x"], y["x"])
+    resumed = run(7, 13, 2)  # resumed mid-epoch 1, stopping mid-epoch 2
+    for x, y in zip(per_epoch[7:13], resumed, strict=True):
+        assert torch.equal(x["index"], y["index"]) and torch.equal(x["x"], y["x"])

@@ -135,7 +135,7 @@ def test_each_loss_term_of_a_step_matches_float64() -> None:
         }
         name, lam = ("vit", 0.1) if key == recipe.vit_key else ("cnn", 1.0)
         for term, value in terms.items():
-            assert out.logs[f"{name}_{term}"] == pytest.approx(value, rel=1e-9), (name, term)
+            assert float(out.logs[f"{name}_{term}"]) == pytest.approx(value, rel=1e-9), (name, term)
         total += terms["mlp"] + terms["thead"] + lam * (terms["cross"] + terms["search"])
     assert out.loss.item() == pytest.approx(total, rel=1e-9)
 

@@ -116,7 +116,7 @@ def test_one_step_with_two_different_teachers() -> None:
     recipe.train()
     out = recipe.step(batch)
     assert torch.isfinite(out.loss) and set(out.logs) == {"align_0", "align_1"}
-    assert out.loss.item() == pytest.approx(out.logs["align_0"] + 0.5 * out.logs["align_1"], rel=1e-5)
+    assert out.loss.item() == pytest.approx(float(out.logs["align_0"] + 0.5 * out.logs["align_1"]), rel=1e-5)
     out.loss.backward()
     for proj in recipe.projectors:
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in proj.parameters())
