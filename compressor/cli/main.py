@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from compressor import __version__
-from compressor.cli import bench, cache, demo, distill, embed, eval, export, list_cmd, pick, report, run
+from compressor.cli import bench, cache, data, demo, distill, embed, eval, export, list_cmd, pick, report, run
 from compressor.errors import CompressorError
 from compressor.plugins import load_plugins
 
@@ -37,6 +37,7 @@ app.command("demo")(demo.demo)
 app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run.run_cmd)
 app.command("report")(report.report_cmd)
 app.add_typer(cache.cache_app, name="cache")
+app.add_typer(data.data_app, name="data")
 
 
 def _print_version(value: bool) -> None:

@@ -40,7 +40,9 @@ class ViewDataset(Dataset):
         epoch, i = divmod(int(key), len(self.base))
         img, label = self.base[i]
         if img is None:
-            return {"_skipped": self.base.files[i] if hasattr(self.base, "files") else str(i)}
+            if hasattr(self.base, "files"):
+                return {"_skipped": self.base.files[i]}
+            return {"_skipped": self.base.item_name(i) if hasattr(self.base, "item_name") else str(i)}  # shards
         threads = torch.get_num_threads()
         try:
             # Small per-image ops are far slower through a busy intra-op thread pool (a 3×3 blur on a

@@ -6,7 +6,7 @@ memory-mapped ``.npy`` file (N×D float32) next to a fill mask (N bools), so it 
 epochs, runs and DDP ranks (each rank fills the rows of its own images), and a partly filled cache
 simply continues. ``meta.json`` holds the key the embeddings depend on:
 
-* the data set's identity (``dataset_identity``: file names, sizes and mtimes, or the parameters
+* the data set's identity (``dataset_identity``: file (or shard) names, sizes and mtimes, or the parameters
   of a generated set, and the subset taken by ``--max-images``),
 * the teacher's name and a hash of its weights,
 * the teacher's input size and normalisation, and the embedding width.
@@ -44,7 +44,13 @@ def dataset_identity(ds: Any) -> str:
     h.update(type(ds).__name__.encode())
     h.update(str(len(ds)).encode())
     files = getattr(ds, "files", None)
-    if files is not None:
+    shards = getattr(ds, "shards", None)  # WebDataset shards: the tar files, and which part of them
+    if shards is not None:
+        for f in shards:
+            st = os.stat(f)
+            h.update(f"{Path(f).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"split={getattr(ds, 'split', '')}\n".encode())
+    elif files is not None:
         for f in files:
             st = os.stat(f)
             h.update(f"{Path(f).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
