@@ -97,7 +97,7 @@ def train_run(args: argparse.Namespace, name: str, **kw: Any) -> Path:
         return out
     cfg = dict(data="fashion-mnist", data_root=args.data_root, max_images=args.images, epochs=args.epochs,
                batch_size=args.batch_size, image_size=args.image_size, stem=args.stem, out=str(out),
-               checkpoint_every=10_000, resume=(out / "checkpoints").is_dir())
+               checkpoint_every=10_000, resume=(out / "checkpoints").is_dir(), workers=0 if args.quick else 1)
     cfg.update(kw)
     if args.quick:
         cfg["max_steps"] = 2

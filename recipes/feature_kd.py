@@ -3,6 +3,11 @@
 ``L = 2 − 2·cos(norm(proj(f(x))), norm(T(x)))`` on the same augmented view ``x``, shown to the
 teacher at its own resolution and normalisation. ``proj`` is Linear-BN-ReLU-Linear into the
 teacher's embedding dimension.
+
+``teacher_view`` (a choice of ours, no paper to follow): ``augmented`` (default) shows the teacher
+the student's augmented view, as above; ``clean`` shows it the whole image (resize + centre crop),
+so ``T`` depends on the image alone and ``--teacher-cache`` can hold it — the target is then the
+teacher's embedding of the image rather than of the crop.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from compressor.data.transforms import SameView
+from compressor.data.transforms import SameView, Views, augment_transform, eval_transform
+from compressor.errors import CompressorError
 from compressor.models.heads import mlp
 from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
 
@@ -24,6 +30,7 @@ class FeatureKDConfig(RecipeConfig):
     lr: float = 1e-3
     weight_decay: float = 1e-4
     hidden_dim: int = 2048
+    teacher_view: str = "augmented"  # augmented | clean (cacheable); see the module docstring
 
 
 def cosine_regression(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -41,12 +48,17 @@ class FeatureKD(Recipe[FeatureKDConfig]):
 
     def __init__(self, cfg: FeatureKDConfig, student, **kw) -> None:
         super().__init__(cfg, student, **kw)
+        if cfg.teacher_view not in ("augmented", "clean"):
+            raise CompressorError(f"feature-kd: teacher_view={cfg.teacher_view!r} is not one of augmented, clean; "
+                                  "use --set teacher_view=clean for a cacheable teacher view")
         self.projector = mlp(student.embed_dim, (cfg.hidden_dim, self.teacher.embed_dim))
+        self.teacher_cache_view = "t" if cfg.teacher_view == "clean" else None
 
     def views(self) -> Callable:
+        if self.cfg.teacher_view == "clean":
+            return Views(x=augment_transform(self.student.spec), t=eval_transform(self.teacher.spec))
         return SameView(x=self.student.spec, t=self.teacher.spec)
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
-        with torch.no_grad():
-            t = self.teacher(batch["t"])
+        t = self.teacher_embedding(batch, "t")
         return StepOutput(cosine_regression(self.projector(self.student(batch["x"])), t))

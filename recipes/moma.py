@@ -31,7 +31,10 @@ level is our choice (each one a config field where it is a number):
 * Target: the teacher's pooled embedding (CLS for MoCo v3, mean patch token for MAE — whatever the
   teacher zoo defines) on the **unmasked** image, each teacher at its own resolution and
   normalisation. Teachers and student see one shared random crop (scale ``crop_scale_min``–1) and
-  flip, MAE's pre-training augmentation, no colour jitter.
+  flip, MAE's pre-training augmentation, no colour jitter. ``teacher_view=clean`` instead shows the
+  teachers the whole image (resize + centre crop, no flip): ``T_k`` then depends on the image alone,
+  so with one teacher ``--teacher-cache`` can hold it (the target becomes the image's embedding rather
+  than the crop's).
 * Several teachers: the per-teacher losses are summed with ``teacher_loss_weights`` (default 1
   each, i.e. equal); ``--teacher moco-v3-vit-b16,mae-vit-b16`` gives the paper's MoCo+MAE mode.
 * Optimisation: AdamW, lr 1e-3 (not scaled by the batch), wd 0.05, 5% warm-up then cosine. MAE's
@@ -50,7 +53,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from compressor.data.transforms import AugmentConfig, SameView
+from compressor.data.transforms import AugmentConfig, SameView, Views, augment_transform, eval_transform
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.models.heads import mlp
@@ -70,6 +73,7 @@ class MOMAConfig(RecipeConfig):
     teacher_loss_weights: tuple[float, ...] = ()  # one per teacher; empty = 1 each
     crop_scale_min: float = 0.2
     ln_eps: float = 1e-6
+    teacher_view: str = "augmented"  # augmented (the student's crop) | clean (whole image; cacheable)
 
 
 def mask_patch_size(image_size: int) -> int:
@@ -174,11 +178,18 @@ class MOMA(Recipe[MOMAConfig]):
             self.patch_size = cfg.patch_size or mask_patch_size(student.spec.image_size)
         self.projectors = nn.ModuleList(mlp(student.embed_dim, (cfg.hidden_dim, t.embed_dim))
                                         for t in self.teachers)
+        if cfg.teacher_view not in ("augmented", "clean"):
+            raise CompressorError(f"moma: teacher_view={cfg.teacher_view!r} is not one of augmented, clean; "
+                                  "use --set teacher_view=clean for a cacheable teacher view")
+        self.teacher_cache_view = "t0" if cfg.teacher_view == "clean" and len(self.teachers) == 1 else None
 
     def views(self) -> Callable:
         aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter_p=0.0, grayscale_p=0.0,  # type: ignore[attr-defined]
                             blur_p=0.0)
         specs = {f"t{k}": t.spec for k, t in enumerate(self.teachers)}
+        if self.cfg.teacher_view == "clean":
+            clean = {k: eval_transform(v) for k, v in specs.items()}
+            return Views(x=augment_transform(self.student.spec, aug), **clean)
         return SameView(aug, x=self.student.spec, **specs)
 
     def masked_embedding(self, images: torch.Tensor) -> torch.Tensor:
@@ -195,8 +206,9 @@ class MOMA(Recipe[MOMAConfig]):
             return self.student(zero_masked_patches(images, mask, self.patch_size))
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
-        with torch.no_grad():
-            targets = [t(batch[f"t{k}"]) for k, t in enumerate(self.teachers)]
+        with torch.no_grad():  # teacher 0 through the on-disk cache when one is attached
+            targets = [self.teacher_embedding(batch, "t0")] + [t(batch[f"t{k}"]) for k, t in
+                                                                enumerate(self.teachers) if k > 0]
         s = self.masked_embedding(batch["x"])
         terms = moma_loss([g(s) for g in self.projectors], targets, self.loss_weights, self.cfg.ln_eps)  # type: ignore[attr-defined]
         return StepOutput(terms["loss"], {k: v.detach() for k, v in terms.items() if k != "loss"})

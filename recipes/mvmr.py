@@ -106,17 +106,15 @@ class MVMR(Recipe[MVMRConfig]):
         self.register_buffer("_cache", torch.zeros(n, self.teacher.embed_dim), persistent=False)
         self.register_buffer("_cached", torch.zeros(n, dtype=torch.bool), persistent=False)
 
-    def teacher_embeddings(self, images: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    def teacher_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``T(x_o)``, from the on-disk cache (``--teacher-cache``) or the in-memory one (``cache_teacher``)."""
+        index = batch.get("index")
+        if self.teacher_disk_cache is not None or index is None or self._cache.shape[0] == 0:
+            return self.teacher_embedding(batch, "t_o")
         with torch.no_grad():
-            disk = getattr(self, "teacher_disk_cache", None)
-            if disk is not None and index is not None:
-                return disk.fetch(index, lambda todo: self.teacher(images[todo])).to(images.device)
-            if index is None or self._cache.shape[0] == 0:
-                return self.teacher(images)
             todo = ~self._cached[index]
             if todo.any():
-                self._cache[index[todo]] = self.teacher(images[todo]).float()
+                self._cache[index[todo]] = self.teacher(batch["t_o"][todo]).float()
                 self._cached[index[todo]] = True
             return self._cache[index]
 
@@ -127,7 +125,7 @@ class MVMR(Recipe[MVMRConfig]):
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         z_o = self.projector(self.student(batch["x_o"]))  # two passes: BatchNorm statistics per view
         z = self.projector(self.student(batch["x_a"]))
-        t = self.teacher_embeddings(batch["t_o"], batch.get("index"))
+        t = self.teacher_embeddings(batch)
         # Under DDP every term (dCor, the variance hinge, the MSE) is over the global batch.
         z, z_o, t = gather_with_grad(z), gather_with_grad(z_o), gather_with_grad(t)
         terms = mvmr_loss(z, z_o, t, self.cfg)

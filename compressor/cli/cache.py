@@ -32,7 +32,7 @@ def build(
     Example: compress cache build tcache --teacher clip-vit-b16 --teacher-weights ViT-B-16.pt --data ./images
     """
     from compressor.data.datasets import build_dataset
-    from compressor.data.teacher_cache import TeacherCache, cache_key, fill_cache
+    from compressor.data.teacher_cache import TeacherCache, cache_key, fill_cache, teacher_source
     from compressor.engine.config import TrainConfig
     from compressor.engine.setup import build_teachers, resolve_device, training_subset
 
@@ -47,6 +47,7 @@ def build(
 
         raise CompressorError("a teacher cache holds one teacher; pass a single --teacher")
     cache = TeacherCache(out, cache_key(dataset, teachers[0]))
+    cache.record_source(teacher_source(teacher, teacher_weights, teacher_image_size))
     before = cache.num_filled
     done = fill_cache(cache, teachers[0], dataset, batch_size=batch_size, workers=workers,
                       device=resolve_device(device))

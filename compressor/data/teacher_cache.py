@@ -127,6 +127,13 @@ class TeacherCache:
     def __len__(self) -> int:
         return int(self.filled.shape[0])
 
+    def record_source(self, source: dict[str, Any] | None) -> None:
+        """Note where the teacher's weights came from (``teacher_source``): a complete cache with a matching
+        source lets a run skip building the teacher (``cached_teacher``)."""
+        meta = json.loads((self.folder / "meta.json").read_text())
+        if source is not None and meta.get("source") != source:
+            atomic_write_text(self.folder / "meta.json", json.dumps({**meta, "source": source}, indent=2) + "\n")
+
     @property
     def num_filled(self) -> int:
         return int(self.filled.sum())
@@ -194,23 +201,89 @@ def fill_cache(cache: TeacherCache, teacher: Any, dataset: Any, *, batch_size: i
     return done
 
 
-def attach_cache(recipe: Any, dataset: Any, folder: str | Path, *, is_main: bool = True) -> TeacherCache:
+def attach_cache(recipe: Any, dataset: Any, folder: str | Path, *, is_main: bool = True,
+                 source: dict[str, Any] | None = None) -> TeacherCache:
     """Open (rank 0: create) the cache of ``recipe``'s teacher and hand it to the recipe.
 
-    Only recipes that declare ``teacher_cache_view`` (the name of the view their teacher reads, which
-    must not depend on the epoch) take a cache.
+    Only recipes whose ``teacher_cache_view`` names a view of their teacher that does not depend on
+    the epoch take a cache. ``source`` (``teacher_source``) is recorded so that a later run can skip
+    building the teacher once the cache is complete (``cached_teacher``).
     """
     from compressor.engine.distributed import barrier
 
     if not getattr(recipe, "teacher_cache_view", None):
         raise CompressorError(f"recipe {getattr(recipe, 'name', '?')} has no deterministic teacher view to "
-                              "cache; drop --teacher-cache (mvmr takes one)")
-    key = cache_key(dataset, recipe.teacher)
+                              "cache; drop --teacher-cache (mvmr takes one; feature-kd and moma with "
+                              "--set teacher_view=clean and one teacher)")
+    teacher = recipe.teacher
+    key = teacher.key if isinstance(teacher, CachedTeacher) else cache_key(dataset, teacher)
     if is_main:
         cache = TeacherCache(folder, key)
+        cache.record_source(source)
         barrier()
     else:
         barrier()
         cache = TeacherCache(folder, key, create=False)
     recipe.teacher_disk_cache = cache
     return cache
+
+
+# -- a complete cache stands in for the teacher ------------------------------------------------------
+def teacher_source(teacher: str, weights: str | None, image_size: int | None) -> dict[str, Any] | None:
+    """Where the teacher's weights come from, without building it: name, weights argument, and the weights
+    file's path, size and mtime. ``None`` when that cannot be known cheaply (random weights, nothing on disk)."""
+    from compressor.models import _hub
+    from compressor.models.teachers import resolve_teacher
+
+    if weights == "random":
+        return None
+    if weights:
+        path: Path | None = Path(weights).expanduser()
+    else:
+        target = resolve_teacher(teacher)
+        if isinstance(target, Path):  # a run directory of ours
+            path = target / "student.safetensors"
+        else:
+            path = next((p for p in map(_hub.cached, target.sources) if p is not None), None)
+    if path is None or not path.is_file():
+        return None
+    st = path.stat()
+    return {"teacher": teacher, "weights": weights or "default", "image_size": image_size,
+            "file": f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"}
+
+
+class CachedTeacher(torch.nn.Module):
+    """The teacher of a complete cache: its input contract and width, no weights and no forward pass."""
+
+    _frozen = True
+
+    def __init__(self, key: dict[str, Any], folder: Path) -> None:
+        from compressor.models.encoder import InputSpec
+
+        super().__init__()
+        self.key, self.folder = key, folder
+        self.name = str(key["teacher"])
+        self.spec = InputSpec(int(key["image_size"]), tuple(key["mean"]), tuple(key["std"]))
+        self.embed_dim = int(key["dim"])
+        self.info = {"name": self.name, "weights": f"teacher cache {folder} ({key['weights'][:12]}…)"}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        raise CompressorError(f"the teacher was not built because {self.folder} looked complete, but an image is "
+                              "missing from it; delete the folder and build it again (`compress cache build`)")
+
+
+def cached_teacher(folder: str | Path, dataset: Any, source: dict[str, Any] | None) -> CachedTeacher | None:
+    """A stand-in teacher when ``folder`` holds a complete cache of this data set built from ``source``."""
+    meta = Path(folder) / "meta.json"
+    if source is None or not meta.is_file():
+        return None
+    try:
+        key = json.loads(meta.read_text())
+        filled = np.load(Path(folder) / "filled.npy", mmap_mode="r")
+    except (OSError, ValueError):
+        return None  # the full check (and its error message) happens when the cache is opened
+    if key.get("source") != source or key.get("version") != VERSION or not bool(np.asarray(filled).all()):
+        return None
+    if key.get("dataset") != dataset_identity(dataset) or key.get("num_images") != len(dataset):
+        return None
+    return CachedTeacher(key, Path(folder))

@@ -91,6 +91,10 @@ class Views:
     def __init__(self, **transforms: Transform) -> None:
         self.transforms = transforms
 
+    def without(self, name: str | None) -> Views:
+        """These views but ``name`` (e.g. a teacher view whose embeddings all come from a cache)."""
+        return Views(**{k: t for k, t in self.transforms.items() if k != name})
+
     def __call__(self, img: object) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         for name, t in self.transforms.items():

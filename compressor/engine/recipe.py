@@ -77,6 +77,10 @@ class Recipe(nn.Module, Generic[C]):
     needs_labels: ClassVar[bool] = False
     # Config overrides that switch the distillation off: a peer recipe's "each model alone" control.
     control_overrides: ClassVar[dict[str, Any]] = {}
+    # The view of the teacher that depends on the image alone (``--teacher-cache`` can hold T of it), or None;
+    # a recipe may set it per instance (feature-kd with ``teacher_view=clean``).
+    teacher_cache_view: str | None = None
+    teacher_disk_cache: Any = None  # set by compressor.data.teacher_cache.attach_cache
 
     cfg: C
 
@@ -118,6 +122,19 @@ class Recipe(nn.Module, Generic[C]):
         return out
 
     # -- shared machinery --------------------------------------------------------------------
+    @torch.no_grad()
+    def teacher_embedding(self, batch: dict[str, torch.Tensor], view: str) -> torch.Tensor:
+        """``T(batch[view])``, or its rows from the on-disk cache when ``--teacher-cache`` is attached.
+
+        With a complete cache the view is not even decoded (absent from ``batch``); a partial one computes
+        the missing rows from the view and stores them.
+        """
+        images = batch.get(view)
+        if self.teacher_disk_cache is None:
+            return self.teacher(images)
+        return self.teacher_disk_cache.fetch(batch["index"], lambda todo: self.teacher(images[todo])).to(
+            batch["index"].device)
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [build_optimizer(self.cfg, params, self.data.batch_size) for params in self.param_groups()]
 

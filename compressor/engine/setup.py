@@ -86,6 +86,20 @@ def check_recipe_inputs(recipe_cls: type[Recipe[Any]], cfg: TrainConfig) -> None
         raise CompressorError(f"recipe {name} trains one model; drop --peer (recipes that take one: {pairs})")
 
 
+def _cache_stand_in(cfg: TrainConfig, dataset: ImageDataset) -> list[Any]:
+    """With a complete ``--teacher-cache`` built from the same teacher weights, the teacher is not built at all."""
+    if not cfg.teacher_cache or len(cfg.teachers()) != 1:
+        return []
+    from compressor.data.teacher_cache import cached_teacher, teacher_source
+
+    source = teacher_source(cfg.teachers()[0], cfg.teacher_weights, cfg.teacher_image_size)
+    stand_in = cached_teacher(cfg.teacher_cache, dataset, source)
+    if stand_in is None:
+        return []
+    log.info("teacher cache %s is complete: the teacher is not built and its view is not decoded", cfg.teacher_cache)
+    return [stand_in]
+
+
 @dataclass
 class Components:
     device: torch.device
@@ -113,7 +127,8 @@ def build_components(cfg: TrainConfig) -> Components:
         student.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
             student, cfg.student_weights, trust=cfg.trust_checkpoint)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
-    teachers = build_teachers(cfg)
+    with torch.random.fork_rng(devices=[]):  # the heads' initial weights do not depend on how the teacher came
+        teachers = _cache_stand_in(cfg, dataset) or build_teachers(cfg)  # (built, random, or a complete cache)
     batch_size = min(cfg.batch_size, len(dataset))
     info = DataInfo(num_classes=len(dataset.classes), batch_size=batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)

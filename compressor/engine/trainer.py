@@ -22,6 +22,7 @@ from typing import cast
 import torch
 
 from compressor.data.loader import ViewDataset, batches_per_epoch, run_loader
+from compressor.data.transforms import Views
 from compressor.engine import distributed as ddp
 from compressor.engine.checkpoint import (
     checkpoint_dir,
@@ -93,11 +94,16 @@ class Trainer:
         if self.device.type == "cuda":
             self.recipe.to(memory_format=torch.channels_last)
         self.step_fn = ddp.wrap_step(self.recipe, self.dist, self.device)
+        views = self.recipe.views()
         if cfg.teacher_cache:
-            from compressor.data.teacher_cache import attach_cache
+            from compressor.data.teacher_cache import attach_cache, teacher_source
 
-            attach_cache(self.recipe, c.dataset, cfg.teacher_cache, is_main=self.dist.is_main)
-        self.data = ViewDataset(c.dataset, self.recipe.views(), seed=cfg.seed)
+            source = teacher_source(cfg.teachers()[0], cfg.teacher_weights, cfg.teacher_image_size) \
+                if len(cfg.teachers()) == 1 else None
+            cache = attach_cache(self.recipe, c.dataset, cfg.teacher_cache, is_main=self.dist.is_main, source=source)
+            if cache.complete and isinstance(views, Views):  # every embedding is on disk: skip decoding its view
+                views = views.without(self.recipe.teacher_cache_view)
+        self.data = ViewDataset(c.dataset, views, seed=cfg.seed)
         self.batch_size = c.batch_size
         if self.batch_size % self.dist.world_size:
             raise CompressorError(f"--batch-size is the global batch and must be divisible by the "

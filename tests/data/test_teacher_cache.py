@@ -113,3 +113,73 @@ def test_training_with_the_cache_gives_the_weights_of_the_live_teacher(cli, tmp_
     assert np.load(tmp_path / "tc" / "filled.npy").all()
     a, b = (load_file(str(tmp_path / r / "student.safetensors")) for r in ("live", "cached"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-5
+
+
+def test_a_complete_cache_stands_in_for_the_teacher(tmp_path, monkeypatch) -> None:
+    """Once every embedding is on disk (and the weights file is unchanged) the teacher is not built and its view
+    is not decoded; the run trains exactly as the one that filled the cache."""
+    import os
+
+    import timm
+
+    from compressor.engine import setup
+    from compressor.engine.config import TrainConfig
+    from compressor.engine.trainer import Trainer
+
+    weights = tmp_path / "teacher.pth"
+    torch.manual_seed(5)
+    torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), weights)
+    base = dict(student="resnet10t", recipe="mvmr", teacher="timm:resnet10t", teacher_weights=str(weights),
+                teacher_image_size=24, data="synthetic", max_images=32, batch_size=8, image_size=24, max_steps=8,
+                seed=3, teacher_cache=str(tmp_path / "tc"),
+                recipe_config={"projector_dims": [16, 16], "optimizer": "sgd", "lr": 0.01})
+    Trainer(TrainConfig(**base, out=str(tmp_path / "filled")), progress=False).fit()  # 2 epochs: fills it
+    assert np.load(tmp_path / "tc" / "filled.npy").all()
+
+    real_build = setup.build_teachers
+    monkeypatch.setattr(setup, "build_teachers", lambda cfg: pytest.fail("the teacher was built"))
+    second = Trainer(TrainConfig(**base, out=str(tmp_path / "standin")), progress=False)
+    second.fit()
+    assert "t_o" not in second.data.views.transforms and {"x_o", "x_a"} <= set(second.data.views.transforms)
+    a, b = (load_file(str(tmp_path / r / "student.safetensors")) for r in ("filled", "standin"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-5
+
+    built: list[str] = []
+    monkeypatch.setattr(setup, "build_teachers", lambda cfg: built.append(cfg.teacher) or real_build(cfg))
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the weights file changed: build it again
+    setup.build_components(TrainConfig(**base, out=str(tmp_path / "again")))
+    assert built == ["timm:resnet10t"]
+
+
+@pytest.mark.parametrize("recipe_name", ["feature-kd", "moma"])
+def test_a_clean_teacher_view_makes_feature_kd_and_moma_cacheable(tmp_path, recipe_name: str) -> None:
+    from compressor.recipes import get_recipe
+
+    ds = _data()
+    teacher = frozen_teacher("resnet10t", 40)
+    cls = get_recipe(recipe_name)
+    info = DataInfo(0, 6, num_images=len(ds))
+    with pytest.raises(CompressorError, match="teacher_view=clean"):
+        attach_cache(cls(make_config(cls, {}), build_student("resnet10t", 32), teachers=[teacher], data=info),
+                     ds, tmp_path / "no")
+    torch.manual_seed(0)
+    recipe = cls(make_config(cls, {"teacher_view": "clean"}), build_student("resnet10t", 32), teachers=[teacher],
+                 data=info)
+    recipe.eval()
+    view = recipe.teacher_cache_view
+    first = ViewDataset(ds, recipe.views(), seed=0)[3]
+    assert torch.equal(first[view], ViewDataset(ds, recipe.views(), seed=0)[len(ds) + 3][view])  # not per epoch
+    batch = collate_views([ViewDataset(ds, recipe.views(), seed=0)[i] for i in (7, 2, 9, 0)])
+    batch.pop("_skipped")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        live = recipe.step(batch).loss
+    cache = attach_cache(recipe, ds, tmp_path / "tc")
+    fill_cache(cache, teacher, ds, batch_size=5)
+    calls = _calls(teacher)
+    torch.manual_seed(1)  # moma draws its masks from the global RNG
+    with torch.no_grad():
+        cached = recipe.step({k: v for k, v in batch.items() if k != view}).loss  # the view need not be decoded
+    assert calls == []
+    torch.testing.assert_close(cached, live, rtol=1e-5, atol=1e-5)

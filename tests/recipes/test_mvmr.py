@@ -70,8 +70,8 @@ def test_teacher_cache_serves_each_image_once(teacher) -> None:
     seen: list[int] = []
     teacher.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
     images = torch.randn(10, 3, 40, 40)
-    first = recipe.teacher_embeddings(images[:4], torch.arange(4))
-    again = recipe.teacher_embeddings(images[[2, 3, 4, 5]], torch.tensor([2, 3, 4, 5]))
+    first = recipe.teacher_embeddings({"t_o": images[:4], "index": torch.arange(4)})
+    again = recipe.teacher_embeddings({"t_o": images[[2, 3, 4, 5]], "index": torch.tensor([2, 3, 4, 5])})
     assert seen == [4, 2]  # images 2 and 3 came from the cache
     with torch.no_grad():
         direct = teacher(images[:6])
