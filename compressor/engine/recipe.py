@@ -132,8 +132,11 @@ class Recipe(nn.Module, Generic[C]):
         images = batch.get(view)
         if self.teacher_disk_cache is None:
             return self.teacher(images)
-        return self.teacher_disk_cache.fetch(batch["index"], lambda todo: self.teacher(images[todo])).to(
-            batch["index"].device)
+
+        def missing(todo: torch.Tensor) -> torch.Tensor:  # rows not yet on disk (never with a complete cache)
+            return self.teacher(images[todo] if images is not None else None)
+
+        return self.teacher_disk_cache.fetch(batch["index"], missing).to(batch["index"].device)
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [build_optimizer(self.cfg, params, self.data.batch_size) for params in self.param_groups()]
