@@ -55,11 +55,15 @@ class TrainConfig:
     keep_checkpoints: int | None = option(None, "Checkpoints to keep (default: the newest 2 while training, "
                                                 "the last one once the run has finished).")
     workers: int = option(0, "Data-loading worker processes.")
-    log_every: int = option(10, "Write metrics every N steps.")
+    log_every: int = option(10, "Write metrics every N steps; the host reads the loss and the finite checks "
+                                "only then (a divergence is caught within N steps, named by its first step).")
+    compile: bool = option(False, "torch.compile the recipe's step (worth it on CUDA for long runs; the first "
+                                  "steps are slow while it compiles).")
     eval_every: int = option(0, "Log kNN top-1 on a small held-out subset every N steps into metrics.jsonl "
                                 "(0: never).")
     teacher_cache: str | None = option(None, "Folder of an on-disk cache of the teacher's embeddings of its "
-                                             "deterministic view (mvmr); filled on the fly or ahead with "
+                                             "deterministic view (mvmr; feature-kd and moma with --set "
+                                             "teacher_view=clean); filled on the fly or ahead with "
                                              "`compress cache build`.")
     trust_checkpoint: bool = option(False, "Allow TorchScript teacher files (OpenAI CLIP .pt). "
                                            "Only for files you trust.")

@@ -94,6 +94,8 @@ class Trainer:
         if self.device.type == "cuda":
             self.recipe.to(memory_format=torch.channels_last)
         self.step_fn = ddp.wrap_step(self.recipe, self.dist, self.device)
+        if cfg.compile:  # graph breaks (data-dependent caches, queues) fall back to eager, never to wrong results
+            self.step_fn = torch.compile(self.step_fn)
         views = self.recipe.views()
         if cfg.teacher_cache:
             from compressor.data.teacher_cache import attach_cache, teacher_source
