@@ -55,3 +55,13 @@ def test_readme_commands_and_flags_exist(cli) -> None:
             helps[cmd] = out
         unknown = [f for f in flags if f not in helps[cmd]]
         assert not unknown, f"README shows `compress {cmd}` with unknown flags {unknown}"
+
+
+def test_every_command_has_a_docs_page() -> None:
+    from compressor.cli.main import app
+
+    names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    names += [g.name or "" for g in app.registered_groups]
+    assert {"distill", "cache", "data"} <= set(names)
+    missing = sorted(n for n in names if not (ROOT / "docs" / f"{n}.md").is_file())
+    assert not missing, f"commands without a docs/<command>.md page: {missing}"
