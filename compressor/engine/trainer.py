@@ -27,30 +27,25 @@ from compressor.engine import distributed as ddp
 from compressor.engine.checkpoint import (
     checkpoint_dir,
     list_checkpoints,
-    load_latest_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
 )
 from compressor.engine.config import TrainConfig
 from compressor.engine.guards import (
     DivergenceWatch,
-    check_resume_matches,
     check_state_finite,
     diverged,
     first_nonfinite,
-    run_signature,
     total_norm,
 )
 from compressor.engine.metrics import MetricsLog
 from compressor.engine.ranges import check_recipe_numbers, check_train_config
+from compressor.engine.run_checkpoints import RunCheckpoints
 from compressor.engine.runlock import RunLock
 from compressor.engine.schedule import cosine_schedule
 from compressor.engine.setup import build_components
 from compressor.errors import CompressorError
 from compressor.models.saved import save_encoder
 from compressor.rundir import RunDir
-from compressor.utils.io import free_bytes, remove_orphaned_temps
+from compressor.utils.io import remove_orphaned_temps
 from compressor.utils.progress import make_progress
 
 log = logging.getLogger("compressor")
@@ -121,6 +116,7 @@ class Trainer:
         fp16 = self.autocast_dtype is torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.watch = DivergenceWatch(self.device)  # read at log steps and before checkpoints
+        self.ckpt = RunCheckpoints(cfg, self.run_dir, self.recipe, self.optimizers, self.scaler, self.dist)
         self.knn = None
         if cfg.eval_every > 0:
             from compressor.eval.during import KnnMonitor
@@ -147,69 +143,6 @@ class Trainer:
                 "torch": torch.__version__}
         run.write_info(meta)
 
-    # -- checkpoints --------------------------------------------------------------------------
-    def _state(self, step: int) -> dict:
-        rngs = ddp.gather_objects(rng_state())  # a collective: every rank calls _save
-        return {"step": step, "recipe": self.recipe.trainable_state_dict(),
-                "optimizers": [o.state_dict() for o in self.optimizers], "scaler": self.scaler.state_dict(),
-                "rng": rngs[0], "rng_ranks": rngs, "world_size": self.dist.world_size,
-                "config": run_signature(self.cfg),
-                "recipe_config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.recipe.cfg).items()}}
-
-    def _kept_step(self) -> int | None:
-        kept = list_checkpoints(self.run_dir)
-        return kept[-1][0] if kept else None
-
-    def _save(self, step: int) -> None:
-        state = self._state(step)
-        check_state_finite(state["recipe"], "weights", step, self.run_dir, self._kept_step())
-        if not self.dist.is_main:
-            return
-        try:
-            save_checkpoint(self.run_dir, step, state, keep=self.cfg.keep_checkpoints or 2)
-        except OSError as err:  # e.g. ENOSPC: the temporary file is removed, older checkpoints stay
-            raise self._write_error(f"the checkpoint of step {step}", err) from err
-
-    def _write_error(self, what: str, err: OSError) -> CompressorError:
-        kept = self._kept_step()
-        last = f"the checkpoint of step {kept} is kept" if kept is not None else "no earlier checkpoint exists"
-        return CompressorError(f"could not write {what} ({err.strerror or err}); {last}. Free space in "
-                               f"{self.run_dir} and continue with `compress distill --resume --out {self.run_dir}`"
-                               if kept is not None else
-                               f"could not write {what} ({err.strerror or err}); {last}. Free space in "
-                               f"{self.run_dir} (or choose another --out) and start the run again")
-
-    def _check_free_space(self) -> None:
-        """A checkpoint needs about the weights plus the optimiser's moments; refuse at start if they cannot fit."""
-        need = sum(t.numel() * t.element_size() for t in self.recipe.trainable_state_dict().values()) * 3
-        free = free_bytes(self.run_dir)
-        if free is not None and free < need + (1 << 20):
-            raise CompressorError(f"only {free / 2**20:.1f} MiB free in {self.run_dir}, a checkpoint needs about "
-                                  f"{need / 2**20:.1f} MiB; free space or choose another --out")
-
-    def _restore(self) -> int:
-        state, path = load_latest_checkpoint(self.run_dir)
-        check_resume_matches(state.get("config", {}), self.cfg, state["recipe"],
-                             self.recipe.trainable_state_dict(), path, state.get("recipe_config"),
-                             vars(self.recipe.cfg))
-        self.recipe.load_trainable_state_dict(state["recipe"])
-        if len(state["optimizers"]) != len(self.optimizers):
-            raise CompressorError(f"{path} was written by another recipe; resume with the same config")
-        for opt, s in zip(self.optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(s)
-        self.scaler.load_state_dict(state["scaler"])
-        ranks = state.get("rng_ranks") or [state["rng"]]
-        if len(ranks) == self.dist.world_size:
-            set_rng_state(ranks[self.dist.rank])
-        else:  # another world size: the data order is unchanged, the loop's own randomness is reseeded
-            log.warning("resuming a %d-process run with %d processes: the data order and augmentations continue "
-                        "exactly; the loop's own random draws (masks, dropout) are reseeded", len(ranks),
-                        self.dist.world_size)
-            set_rng_state(ranks[0])
-            torch.manual_seed(self.cfg.seed + 1 + 1_000_003 * (self.dist.rank + 1) + int(state["step"]))
-        log.info("resumed from %s (step %d)", path, state["step"])
-        return int(state["step"])
-
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> Path:
         """Hold the run directory's lock for the whole run: a second trainer on it fails at once.
@@ -227,8 +160,8 @@ class Trainer:
 
     def _fit(self) -> Path:
         self._setup()
-        self._check_free_space()
-        step = self._restore() if self.cfg.resume else 0
+        self.ckpt.check_free_space()
+        step = self.ckpt.restore() if self.cfg.resume else 0
         if not self.cfg.resume:  # the loop's own randomness (masks, dropout); one stream per rank
             torch.manual_seed(self.cfg.seed + 1 + 1_000_003 * self.dist.rank)
         metrics: MetricsLog | None = None
@@ -237,13 +170,13 @@ class Trainer:
                 self._write_config()
                 metrics = MetricsLog(self.run_dir, resume_step=step)
             except OSError as err:
-                raise self._write_error("the run's files", err) from err
+                raise self.ckpt.write_error("the run's files", err) from err
         skipped: set[str] = set()
         previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         try:
             step = self._loop(step, metrics, skipped)
         except OSError as err:  # metrics.jsonl or TensorBoard on a full disk
-            raise self._write_error(f"the run's files at step {step}", err) from err
+            raise self.ckpt.write_error(f"the run's files at step {step}", err) from err
         finally:
             if metrics is not None:
                 with contextlib.suppress(OSError):
@@ -259,12 +192,12 @@ class Trainer:
                                   f"`compress distill --resume --out {self.run_dir}`", exit_code=130)
         if self.dist.is_main:
             for name, enc in self.recipe.saved_models().items():
-                check_state_finite(enc.state_dict(), f"{name}'s weights", step, self.run_dir, self._kept_step())
+                check_state_finite(enc.state_dict(), f"{name}'s weights", step, self.run_dir, self.ckpt.kept_step())
                 try:
                     save_encoder(enc, self.run_dir, name, recipe=self.cfg.recipe, steps=step,
                                  teachers=[getattr(t, "info", {}) for t in self.recipe.teachers])
                 except OSError as err:
-                    raise self._write_error(f"the {name}", err) from err
+                    raise self.ckpt.write_error(f"the {name}", err) from err
             # a finished run keeps only its last checkpoint (still resumable with a larger --max-steps) unless
             # --keep-checkpoints says otherwise: with a wide projector they can be many times the student's size
             for _, old in list_checkpoints(self.run_dir)[:-(self.cfg.keep_checkpoints or 1)]:
@@ -322,7 +255,7 @@ class Trainer:
                 due = step % cfg.checkpoint_every == 0 or step == self.total_steps or stop
                 if due and trained_since_save:  # a checkpoint only ever follows real optimiser steps
                     self._check_diverged()
-                    self._save(step)
+                    self.ckpt.save(step)
                     trained_since_save = False
                 if step >= self.total_steps or stop:
                     break
@@ -340,7 +273,7 @@ class Trainer:
             return
         what, at, value = found
         example = first_nonfinite(self.recipe.named_parameters()) if what == "weights" else None
-        raise diverged(what, at, self.run_dir, self._kept_step(), example,
+        raise diverged(what, at, self.run_dir, self.ckpt.kept_step(), example,
                        became=str(value) if what == "loss" else "non-finite")
 
     def _train_step(self, step: int, batch: dict) -> dict[str, float | torch.Tensor]:
@@ -374,8 +307,8 @@ class Trainer:
             except RuntimeError as err:  # e.g. lr / bias correction beyond float32 inside the optimiser
                 if "overflow" not in str(err):
                     raise
-                raise diverged("update", step + 1, self.run_dir, self._kept_step(), became="too large for float32") \
-                    from None
+                raise diverged("update", step + 1, self.run_dir, self.ckpt.kept_step(),
+                               became="too large for float32") from None
             opt.zero_grad(set_to_none=True)
         self.scaler.update()
         recipe.on_step_end(step, self.total_steps)
