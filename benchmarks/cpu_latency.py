@@ -27,8 +27,10 @@ import torch
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
 
 
-def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, batch: int = 32) -> None:
-    """A ResNet-50 student trained briefly (supervised, ``steps`` SGD steps at ``train_size`` px) on ``data``.
+def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, batch: int = 32,
+              arch: str = "resnet50") -> None:
+    """``arch`` (ResNet-50 here; deploy_latency.py passes others) trained briefly on ``data``: supervised,
+    ``steps`` SGD steps at ``train_size`` px.
 
     No pretrained weights can be downloaded here, and random weights are a poor stand-in for a trained
     student: a randomly initialised deep ResNet amplifies any perturbation layer after layer, so its INT8
@@ -42,7 +44,7 @@ def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, b
     from compressor.models.students import build_student
 
     torch.manual_seed(0)
-    enc = build_student("resnet50", image_size=224)
+    enc = build_student(arch, image_size=224)
     small = InputSpec(train_size, enc.spec.mean, enc.spec.std)
     train = load_images(data, small, steps * batch, split="train")
     x, y = torch.from_numpy(train.images), torch.from_numpy(train.labels)
@@ -62,7 +64,7 @@ def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, b
         if step % 50 == 0 or step == steps - 1:
             print(f"  train step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
     for m in enc.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
             m.momentum = None  # cumulative average over all batches
     images = load_images(data, enc.spec, 256, split="train").images
@@ -71,7 +73,7 @@ def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, b
             enc(torch.from_numpy(images[i:i + 32]))
     enc.eval()
     save_encoder(enc, run, trained=f"{steps} supervised steps on {data} at {train_size} px (benchmark stand-in)")
-    (run / "config.yaml").write_text(f"data: {data}\nstudent: resnet50\nimage_size: 224\n")
+    (run / "config.yaml").write_text(f"data: {data}\nstudent: {arch}\nimage_size: 224\n")
 
 
 def plain_session(path: Path, threads: int, level: str = "all"):

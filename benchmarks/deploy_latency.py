@@ -31,46 +31,10 @@ import torch
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cpu_latency import int8_peak  # noqa: E402  (a sibling script, not a package)
+from cpu_latency import build_run, int8_peak  # noqa: E402  (a sibling script, not a package)
 
 FORMATS = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 MACS = {"resnet50": 4.09e9}  # multiply-adds at 224 px, for the INT8 ceiling
-
-
-def build_run(arch: str, run: Path, data: str, steps: int, train_size: int = 64, batch: int = 32) -> None:
-    """``arch`` trained ``steps`` supervised SGD steps at ``train_size`` px, BatchNorm re-estimated at 224 px."""
-    from compressor.export.images import load_images
-    from compressor.models.encoder import InputSpec
-    from compressor.models.saved import save_encoder
-    from compressor.models.students import build_student
-
-    torch.manual_seed(0)
-    enc = build_student(arch, image_size=224)
-    train = load_images(data, InputSpec(train_size, enc.spec.mean, enc.spec.std), steps * batch, split="train")
-    x, y = torch.from_numpy(train.images), torch.from_numpy(train.labels)
-    head = torch.nn.Linear(enc.embed_dim, int(y.max()) + 1)
-    opt = torch.optim.SGD(list(enc.parameters()) + list(head.parameters()), lr=0.05, momentum=0.9, nesterov=True,
-                          weight_decay=5e-5)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=steps, pct_start=0.1)
-    enc.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(x), (batch,))
-        loss = torch.nn.functional.cross_entropy(head(enc(x[idx].flip(3) if step % 2 else x[idx])), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    for m in enc.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    images = load_images(data, enc.spec, 256, split="train").images
-    with torch.no_grad():
-        for i in range(0, len(images), 32):
-            enc(torch.from_numpy(images[i:i + 32]))
-    enc.eval()
-    save_encoder(enc, run, trained=f"{steps} supervised steps on {data} at {train_size} px (benchmark stand-in)")
-    (run / "config.yaml").write_text(f"data: {data}\nstudent: {arch}\nimage_size: 224\n")
 
 
 def main() -> None:
@@ -95,7 +59,7 @@ def main() -> None:
         run = args.workdir / arch
         if not (run / "student.json").is_file():
             print(f"building {run} ({arch} trained {args.train_steps} steps on {data})", flush=True)
-            build_run(arch, run, data, args.train_steps)
+            build_run(run, data, steps=args.train_steps, arch=arch)
         exports = read_manifest(run / "export")["exports"]
         for fmt in FORMATS:
             name = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "openvino": "model.xml",

@@ -86,13 +86,21 @@ def check_recipe_inputs(recipe_cls: type[Recipe[Any]], cfg: TrainConfig) -> None
         raise CompressorError(f"recipe {name} trains one model; drop --peer (recipes that take one: {pairs})")
 
 
-def _cache_stand_in(cfg: TrainConfig, dataset: ImageDataset) -> list[Any]:
-    """With a complete ``--teacher-cache`` built from the same teacher weights, the teacher is not built at all."""
+def _cache_source(cfg: TrainConfig) -> dict[str, Any] | None:
+    """Where the one teacher's weights come from, for ``--teacher-cache`` (``teacher_source``); else ``None``."""
     if not cfg.teacher_cache or len(cfg.teachers()) != 1:
-        return []
-    from compressor.data.teacher_cache import cached_teacher, teacher_source
+        return None
+    from compressor.data.teacher_cache import teacher_source
 
-    source = teacher_source(cfg.teachers()[0], cfg.teacher_weights, cfg.teacher_image_size)
+    return teacher_source(cfg.teachers()[0], cfg.teacher_weights, cfg.teacher_image_size)
+
+
+def _cache_stand_in(cfg: TrainConfig, dataset: ImageDataset, source: dict[str, Any] | None) -> list[Any]:
+    """With a complete ``--teacher-cache`` built from the same teacher weights, the teacher is not built at all."""
+    if source is None or not cfg.teacher_cache:
+        return []
+    from compressor.data.teacher_cache import cached_teacher
+
     stand_in = cached_teacher(cfg.teacher_cache, dataset, source)
     if stand_in is None:
         return []
@@ -107,6 +115,7 @@ class Components:
     dataset: ImageDataset
     recipe: Recipe[Any]
     batch_size: int  # cfg.batch_size clamped once to the dataset's size; the recipe's lr scaling sees the same
+    teacher_source: dict[str, Any] | None = None  # recorded in a --teacher-cache (teacher_cache.teacher_source)
 
 
 def build_components(cfg: TrainConfig) -> Components:
@@ -127,9 +136,10 @@ def build_components(cfg: TrainConfig) -> Components:
         student.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
             student, cfg.student_weights, trust=cfg.trust_checkpoint)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
+    source = _cache_source(cfg)
     with torch.random.fork_rng(devices=[]):  # the heads' initial weights do not depend on how the teacher came
-        teachers = _cache_stand_in(cfg, dataset) or build_teachers(cfg)  # (built, random, or a complete cache)
+        teachers = _cache_stand_in(cfg, dataset, source) or build_teachers(cfg)  # (built, random, or a complete cache)
     batch_size = min(cfg.batch_size, len(dataset))
     info = DataInfo(num_classes=len(dataset.classes), batch_size=batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
-    return Components(device, autocast_dtype, dataset, recipe, batch_size)
+    return Components(device, autocast_dtype, dataset, recipe, batch_size, source)

@@ -93,11 +93,10 @@ class Trainer:
             self.step_fn = torch.compile(self.step_fn)
         views = self.recipe.views()
         if cfg.teacher_cache:
-            from compressor.data.teacher_cache import attach_cache, teacher_source
+            from compressor.data.teacher_cache import attach_cache
 
-            source = teacher_source(cfg.teachers()[0], cfg.teacher_weights, cfg.teacher_image_size) \
-                if len(cfg.teachers()) == 1 else None
-            cache = attach_cache(self.recipe, c.dataset, cfg.teacher_cache, is_main=self.dist.is_main, source=source)
+            cache = attach_cache(self.recipe, c.dataset, cfg.teacher_cache, is_main=self.dist.is_main,
+                                 source=c.teacher_source)
             if cache.complete and isinstance(views, Views):  # every embedding is on disk: skip decoding its view
                 views = views.without(self.recipe.teacher_cache_view)
         self.data = ViewDataset(c.dataset, views, seed=cfg.seed)
