@@ -83,11 +83,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-queries", type=int, default=5_000)
     p.add_argument("--recipes", nargs="*", default=None, help="only these recipes (default: all)")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--set", dest="sets", nargs="*", default=[], metavar="RECIPE.KEY=VALUE",
+                   help="override a recipe's config (e.g. seed.lr=0.1): its rows and a peer recipe's control; "
+                        "the simclr and cross-entropy controls keep their defaults; one --out per setting")
     args = p.parse_args(argv)
+    args.overrides = parse_sets(args.sets)
     if args.quick:
         args.images, args.epochs, args.teacher_epochs = 128, 1, 1
         args.eval_bank, args.eval_queries, args.seeds = 256, 128, args.seeds[:1]
     return args
+
+
+def parse_sets(sets: list[str]) -> dict[str, dict[str, str]]:
+    """``["seed.lr=0.1", "seed.optimizer=adamw"]`` → ``{"seed": {"lr": "0.1", "optimizer": "adamw"}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        recipe, dot, field_name = key.partition(".")
+        if not (sep and dot and recipe and field_name):
+            raise SystemExit(f"--set {item!r}: write RECIPE.KEY=VALUE, e.g. seed.lr=0.1")
+        out.setdefault(recipe, {})[field_name] = value
+    return out
 
 
 def train_run(args: argparse.Namespace, name: str, **kw: Any) -> Path:
@@ -132,11 +148,12 @@ def build_rows(args: argparse.Namespace, teacher: str) -> tuple[list[Row], dict[
             rows.append(row)
             for seed in args.seeds:
                 plans[(row.label, seed)] = dict(name=f"{r.name}-s{seed}", student=args.student, recipe=r.name,
-                                                teacher=teacher, teacher_weights=args.teacher_weights)
+                                                teacher=teacher, teacher_weights=args.teacher_weights,
+                                                recipe_config=dict(args.overrides.get(r.name, {})))
         elif r.kind in ("peer", "supervised peer"):
             peer = VIT_PEER if r.name == "mokd" else PEER_ARCH[r.kind]
             pair: dict[str, Any] = {"student": args.student, "peer": peer, "recipe": r.name}
-            budget = BUDGET_OVERRIDES.get(r.name, {})
+            budget = {**BUDGET_OVERRIDES.get(r.name, {}), **args.overrides.get(r.name, {})}
             for model, arch in (("student", args.student), ("peer", peer)):
                 alone = Row(f"{arch} alone ({r.name} control)", r.kind, model=model)
                 kd = Row(f"{arch} with {r.name}", r.kind, model=model, control=alone.label)
@@ -184,6 +201,8 @@ def table(rows: list[Row], reference: dict[str, float], args: argparse.Namespace
     for name, value in reference.items():
         lines.append(f"| {name} | {value['knn']:.2f} | {value['linear']:.2f} | | |")  # type: ignore[index]
     teacher_knn = reference["teacher"]["knn"]  # type: ignore[index]
+    for name, over in args.overrides.items():
+        lines.insert(1, f"({name} distilled rows with {over}.)")
     for name, over in BUDGET_OVERRIDES.items():
         if any(r.label.endswith(f"with {name}") for r in rows):
             lines.insert(1, f"({name} with {over} for the CPU budget.)")

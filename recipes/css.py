@@ -29,6 +29,8 @@ Choices where METHODS.md leaves room:
   image (crop scale 0.5–1 + flip: the stand-in for CIFAR's pad-4 crop), each at its own size and
   normalisation. The step schedule (×0.1 at 150/225 of 300 epochs) is the engine's cosine here;
   one SGD optimiser per network, no gradient clipping (``clip_grad = 0``).
+  Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
+  lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``).
 """
 
 from __future__ import annotations

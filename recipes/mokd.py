@@ -32,6 +32,8 @@ Choices (METHODS.md leaves them open, or the engine is simpler than the authors'
   ``on_step_end``) — the CNN's T-Head is a transformer, and the authors put it in its own parameter
   group on the ViT's schedules rather than on the CNN's SGD rate. So a CNN contributes two
   optimisers and a ViT one. ``optimizer``/``lr``/``weight_decay`` of the base config are not used.
+  In a short run (``optimizer_preset``, ``compressor.engine.recipe.resolve_optimizer_preset``) every
+  group trains with the short-run optimiser (AdamW 1e-3, not scaled) and keeps its weight decay.
   One cosine lr factor for all (the engine has one): warm-up 10% (10 of 100 epochs), floor
   ``min_lr_fraction`` 0.04 (between the CNN's 0.0048/0.1 and the ViT's 1e-5/3e-4).
 * Clipping: each parameter's gradient norm is clipped to 3 on its own, as DINO's and the authors'
@@ -63,7 +65,7 @@ from compressor.losses.dino import DINOLoss, search_loss
 from compressor.models.encoder import Encoder, InputSpec
 
 from ._mokd_heads import MOKDNet, NetOut, is_vit
-from .base import Recipe, RecipeConfig, StepOutput, build_optimizer, register_recipe
+from .base import SHORT_RUN_OPTIMIZER, Recipe, RecipeConfig, StepOutput, build_optimizer, register_recipe
 
 
 @dataclass
@@ -75,6 +77,7 @@ class MOKDConfig(RecipeConfig):
     clip_grad: float = 3.0
     clip_per_parameter: bool = True  # DINO/MOKD clip each parameter's gradient norm on its own
     cnn_lr: float = 0.1
+    rate_fields: ClassVar[tuple[str, ...]] = (*RecipeConfig.rate_fields, "cnn_lr", "vit_lr")
     cnn_weight_decay: float = 1e-4
     vit_lr: float = 3e-4
     vit_weight_decay: float = 0.04
@@ -252,6 +255,8 @@ class MOKD(Recipe[MOKDConfig]):
             c = dataclasses.replace(cfg, optimizer="adamw" if vit_schedules else "sgd",
                                     lr=cfg.vit_lr if vit_schedules else cfg.cnn_lr,
                                     weight_decay=cfg.vit_weight_decay if vit_schedules else cfg.cnn_weight_decay)
+            if cfg.optimizer_preset == "short":  # every group on the short-run optimiser, same decays
+                c = dataclasses.replace(c, **SHORT_RUN_OPTIMIZER)
             opts.append(build_optimizer(c, params, self.data.batch_size))
             if vit_schedules:
                 self._vit_decay_groups += [g for g in opts[-1].param_groups if g["weight_decay"] > 0]

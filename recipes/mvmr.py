@@ -27,6 +27,9 @@ Choices where the paper is unclear (each a config field):
   each view with its own batch statistics (one concatenated pass would mix the clean and augmented
   views' statistics, which the authors' two separate calls do not).
 * Augmentation: jitter 0.8/0.8/0.8/0.2 (p=0.8), grayscale 0.2, blur always on, kernel 10% of the side.
+* Optimisation: the paper's Adam lr 1e-4, wd 1e-6, 10 of 200 epochs of warm-up.
+  Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
+  lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``).
 * ``cache_teacher``: ``T(x_o)`` depends on the image only, so it may be computed once per image and
   kept in memory (the teacher then runs during the first epoch only). Off by default: a cached
   embedding was computed inside another batch, which can differ in the last bits from a fresh one.

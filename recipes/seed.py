@@ -34,6 +34,8 @@ Choices where the paper is unclear or our setting differs:
 * The queue is updated in ``on_step_end`` (after the optimiser step), since the loss graph reads it.
 * Optimisation: SGD, lr 0.03 × B/256, momentum 0.9, wd 1e-4, cosine with 5 of 200 epochs of
   linear warm-up; no gradient clipping (the authors' code has none).
+  Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
+  lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``).
 """
 
 from __future__ import annotations

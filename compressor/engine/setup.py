@@ -9,8 +9,16 @@ from typing import Any
 import torch
 
 from compressor.data.datasets import ImageDataset, build_dataset
+from compressor.data.loader import batches_per_epoch
 from compressor.engine.config import TrainConfig
-from compressor.engine.recipe import DataInfo, Recipe, get_recipe, list_recipes, make_config
+from compressor.engine.recipe import (
+    DataInfo,
+    Recipe,
+    get_recipe,
+    list_recipes,
+    make_config,
+    resolve_optimizer_preset,
+)
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.models.students import build_student
@@ -115,6 +123,8 @@ class Components:
     dataset: ImageDataset
     recipe: Recipe[Any]
     batch_size: int  # cfg.batch_size clamped once to the dataset's size; the recipe's lr scaling sees the same
+    steps_per_epoch: int = 1
+    total_steps: int = 1  # the schedule's length: epochs × steps per epoch, capped by --max-steps
     teacher_source: dict[str, Any] | None = None  # recorded in a --teacher-cache (teacher_cache.teacher_source)
 
 
@@ -140,6 +150,11 @@ def build_components(cfg: TrainConfig) -> Components:
     with torch.random.fork_rng(devices=[]):  # the heads' initial weights do not depend on how the teacher came
         teachers = _cache_stand_in(cfg, dataset, source) or build_teachers(cfg)  # (built, random, or a complete cache)
     batch_size = min(cfg.batch_size, len(dataset))
+    steps_per_epoch = batches_per_epoch(len(dataset), batch_size)
+    # resolve_config sets epochs when max_steps is absent, so one of the two is always given
+    total = cfg.epochs * steps_per_epoch if cfg.epochs else (cfg.max_steps or steps_per_epoch)
+    total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+    resolve_optimizer_preset(rcfg, total_steps, cfg.recipe_config)
     info = DataInfo(num_classes=len(dataset.classes), batch_size=batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
-    return Components(device, autocast_dtype, dataset, recipe, batch_size, source)
+    return Components(device, autocast_dtype, dataset, recipe, batch_size, steps_per_epoch, total_steps, source)

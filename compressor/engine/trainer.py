@@ -21,7 +21,7 @@ from typing import cast
 
 import torch
 
-from compressor.data.loader import ViewDataset, batches_per_epoch, run_loader
+from compressor.data.loader import ViewDataset, run_loader
 from compressor.data.transforms import Views
 from compressor.engine import distributed as ddp
 from compressor.engine.checkpoint import (
@@ -104,10 +104,7 @@ class Trainer:
         if self.batch_size % self.dist.world_size:
             raise CompressorError(f"--batch-size is the global batch and must be divisible by the "
                                   f"{self.dist.world_size} processes; got {self.batch_size}")
-        self.steps_per_epoch = batches_per_epoch(len(c.dataset), self.batch_size)
-        # resolve_config sets epochs when max_steps is absent, so one of the two is always given
-        total = cfg.epochs * self.steps_per_epoch if cfg.epochs else (cfg.max_steps or self.steps_per_epoch)
-        self.total_steps: int = min(total, cfg.max_steps) if cfg.max_steps else total
+        self.steps_per_epoch, self.total_steps = c.steps_per_epoch, c.total_steps
         self.optimizers = self.recipe.optimizers()
         rc = self.recipe.cfg
         self.lr_factor = cosine_schedule(self.total_steps, round(rc.warmup_fraction * self.total_steps),

@@ -277,3 +277,11 @@ def test_gradients_are_clipped_per_parameter_by_default() -> None:
         norm = float(np.linalg.norm(gr.numpy()))
         expected = gr.numpy() * min(1.0, 3.0 / (norm + 1e-6))
         np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-12)
+
+
+def test_a_short_run_puts_every_group_on_the_short_optimiser_with_its_own_decay() -> None:
+    opts = _recipe(optimizer_preset="short").optimizers()  # the engine's resolve_optimizer_preset sets it
+    assert [type(o).__name__ for o in opts] == ["AdamW", "AdamW", "AdamW"]
+    assert all(g["base_lr"] == pytest.approx(1e-3) for o in opts for g in o.param_groups)
+    assert max(g["weight_decay"] for g in opts[0].param_groups) == pytest.approx(1e-4)  # the CNN's SGD decay
+    assert max(g["weight_decay"] for g in opts[2].param_groups) == pytest.approx(0.04)  # the ViT's, scheduled

@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from compressor.data.datasets import SyntheticDataset
 from compressor.data.loader import ViewDataset, collate_views
+from compressor.errors import CompressorError
 from compressor.models.students import build_student
 from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.moma import MOMA, moma_loss, random_patch_mask, vit_visible_forward
@@ -51,6 +52,14 @@ def test_vit_path_drops_tokens_and_saves_flops(teacher) -> None:
     assert 0.25 <= ratio <= 0.35, ratio  # ≈ (1 − 0.75) + the CLS token and the full patch embedding
 
 
+def test_default_mask_ratio_follows_the_student(teacher) -> None:
+    assert _recipe("vit_tiny_patch16_224", 32, [teacher]).cfg.mask_ratio == 0.75  # drops tokens: MAE's
+    assert _recipe("resnet10t", 32, [teacher]).cfg.mask_ratio == 0.5  # sees zeros, eval sees the whole image
+    assert _recipe("resnet10t", 32, [teacher], mask_ratio=0.75).cfg.mask_ratio == 0.75  # given: kept
+    with pytest.raises(CompressorError, match=r"mask_ratio must be in \[0, 1\) or -1"):
+        _recipe("resnet10t", 32, [teacher], mask_ratio=-0.5)
+
+
 def test_vit_visible_forward_with_nothing_masked_is_the_plain_forward() -> None:
     torch.manual_seed(0)
     vit = build_student("vit_tiny_patch16_224", 32).backbone.eval()
@@ -69,7 +78,7 @@ def test_cnn_path_zeroes_exactly_the_masked_patches(teacher, size: int, patch: i
     *unmasked, got = seen  # in training, a no-grad pass over the unmasked images first (BatchNorm statistics)
     assert len(unmasked) == 1 and torch.equal(unmasked[0], x)
     g = -(-size // patch)
-    n_masked = round(0.75 * g * g)
+    n_masked = round(0.5 * g * g)  # the zero-filled students' default ratio
     for b in range(3):
         zeroed = 0
         for i in range(g):
