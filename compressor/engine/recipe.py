@@ -67,7 +67,9 @@ def resolve_optimizer_preset(cfg: RecipeConfig, total_steps: int, overrides: dic
     75.7 → 78.0 with AdamW 1e-3; docs/benchmarks.md). The rule, applied to every recipe alike:
 
     * ``short``: ``SHORT_RUN_OPTIMIZER`` (AdamW, lr 1e-3, not scaled by the batch) replaces the recipe's
-      optimiser and rate; weight decay, warm-up, clipping and the recipe's own schedules stay;
+      optimiser and rate, except a field given in ``overrides`` (so a resume from config.yaml, which
+      records every field, keeps what it recorded, and ``--set lr=…`` on it is caught as a change);
+      weight decay, warm-up, clipping and the recipe's own schedules stay;
     * ``paper``: the recipe's defaults as declared;
     * ``auto`` (default): ``short`` when the run has fewer than ``short_run_steps`` (5,000) steps and
       the user set none of the config's ``rate_fields`` (``optimizer``, ``lr``, ``scale_lr_by_batch``;
@@ -83,12 +85,13 @@ def resolve_optimizer_preset(cfg: RecipeConfig, total_steps: int, overrides: dic
         raise CompressorError(f"optimizer_preset={cfg.optimizer_preset!r} is not one of {', '.join(PRESETS)}; "
                               "use --set optimizer_preset=paper for the recipe's own optimiser")
     preset = cfg.optimizer_preset
+    by_hand = {str(k).replace("-", "_") for k in (overrides or {})} & set(cfg.rate_fields)
     if preset == "auto":
-        by_hand = {str(k).replace("-", "_") for k in (overrides or {})} & set(cfg.rate_fields)
         preset = "short" if total_steps < cfg.short_run_steps and not by_hand else "paper"
     if preset == "short":
         for key, value in SHORT_RUN_OPTIMIZER.items():
-            setattr(cfg, key, value)
+            if key not in by_hand:  # a value given with the preset (or recorded in config.yaml) wins
+                setattr(cfg, key, value)
     cfg.optimizer_preset = preset
     return cfg
 

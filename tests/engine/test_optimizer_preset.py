@@ -37,6 +37,9 @@ def test_a_rate_or_optimiser_set_by_hand_is_kept(key: str) -> None:
 
 def test_explicit_presets_and_a_bad_one() -> None:
     assert resolve_optimizer_preset(_seed(optimizer_preset="short"), 10**6).optimizer == "adamw"
+    given = resolve_optimizer_preset(_seed(optimizer_preset="short", lr=0.5), 10, {"optimizer_preset": "short",
+                                                                                     "lr": 0.5})
+    assert (given.optimizer, given.lr) == ("adamw", 0.5)  # a value given with the preset wins
     assert resolve_optimizer_preset(_seed(optimizer_preset="paper"), 10).optimizer == "sgd"
     with pytest.raises(CompressorError, match="optimizer_preset='fast' is not one of auto, paper, short.*--set"):
         resolve_optimizer_preset(_seed(optimizer_preset="fast"), 10)
