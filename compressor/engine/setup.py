@@ -123,8 +123,8 @@ class Components:
     dataset: ImageDataset
     recipe: Recipe[Any]
     batch_size: int  # cfg.batch_size clamped once to the dataset's size; the recipe's lr scaling sees the same
-    steps_per_epoch: int = 1
-    total_steps: int = 1  # the schedule's length: epochs × steps per epoch, capped by --max-steps
+    steps_per_epoch: int
+    total_steps: int  # the schedule's length: epochs × steps per epoch, capped by --max-steps
     teacher_source: dict[str, Any] | None = None  # recorded in a --teacher-cache (teacher_cache.teacher_source)
 
 
