@@ -50,6 +50,8 @@ class RecipeConfig:
     short_run_steps: int = 5000  # auto: a run of fewer optimiser steps gets the short-run optimiser
     # the fields that set a rate or an optimiser: one given by hand keeps the paper's optimiser (auto)
     rate_fields: ClassVar[tuple[str, ...]] = ("optimizer", "lr", "scale_lr_by_batch")
+    # the recipe's own short-run values besides the optimiser (a loss weight, say), applied with it
+    short_run_settings: ClassVar[dict[str, Any]] = {}
 
 
 # The short-run optimiser: the control's (simclr) and feature-kd's own setting.
@@ -67,9 +69,10 @@ def resolve_optimizer_preset(cfg: RecipeConfig, total_steps: int, overrides: dic
     seed +1.2 → +4.6, mvmr −1.3 → +0.5 with AdamW 1e-3; docs/benchmarks.md). The rule, applied to every recipe alike:
 
     * ``short``: ``SHORT_RUN_OPTIMIZER`` (AdamW, lr 1e-3, not scaled by the batch) replaces the recipe's
-      optimiser and rate, except a field given in ``overrides`` (so a resume from config.yaml, which
-      records every field, keeps what it recorded, and ``--set lr=…`` on it is caught as a change);
-      weight decay, warm-up, clipping and the recipe's own schedules stay;
+      optimiser and rate, and the config's ``short_run_settings`` (mvmr: its teacher term's weight) its
+      values, except a field given in ``overrides`` (so a resume from config.yaml, which records every
+      field, keeps what it recorded, and ``--set lr=…`` on it is caught as a change); weight decay,
+      warm-up, clipping and the recipe's own schedules stay;
     * ``paper``: the recipe's defaults as declared;
     * ``auto`` (default): ``short`` when the run has fewer than ``short_run_steps`` (5,000) steps and
       the user set none of the config's ``rate_fields`` (``optimizer``, ``lr``, ``scale_lr_by_batch``;
@@ -85,12 +88,12 @@ def resolve_optimizer_preset(cfg: RecipeConfig, total_steps: int, overrides: dic
         raise CompressorError(f"optimizer_preset={cfg.optimizer_preset!r} is not one of {', '.join(PRESETS)}; "
                               "use --set optimizer_preset=paper for the recipe's own optimiser")
     preset = cfg.optimizer_preset
-    by_hand = {str(k).replace("-", "_") for k in (overrides or {})} & set(cfg.rate_fields)
+    given = {str(k).replace("-", "_") for k in (overrides or {})}
     if preset == "auto":
-        preset = "short" if total_steps < cfg.short_run_steps and not by_hand else "paper"
+        preset = "short" if total_steps < cfg.short_run_steps and not given & set(cfg.rate_fields) else "paper"
     if preset == "short":
-        for key, value in SHORT_RUN_OPTIMIZER.items():
-            if key not in by_hand:  # a value given with the preset (or recorded in config.yaml) wins
+        for key, value in {**SHORT_RUN_OPTIMIZER, **cfg.short_run_settings}.items():
+            if key not in given:  # a value given with the preset (or recorded in config.yaml) wins
                 setattr(cfg, key, value)
     cfg.optimizer_preset = preset
     return cfg

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from compressor.engine.recipe import resolve_optimizer_preset
 from compressor.models.students import build_student
 from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.mvmr import MVMR, mvmr_loss
@@ -21,23 +22,32 @@ def _dcor_np(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt((a * b).mean() / np.sqrt((a * a).mean() * (b * b).mean())))
 
 
-def _mvmr_np(z: np.ndarray, z_o: np.ndarray, t: np.ndarray) -> float:
+def _mvmr_np(z: np.ndarray, z_o: np.ndarray, t: np.ndarray, w_teacher: float = 1.0) -> float:
     mse = ((z_o - z) ** 2).mean()
     var = sum(np.maximum(0, 1 - np.sqrt(v.var(0, ddof=1) + 1e-4)).mean() for v in (z, z_o))
-    return float(mse + var + (1 - _dcor_np(z_o, z)) + (1 - _dcor_np(z, t)))
+    return float(mse + var + (1 - _dcor_np(z_o, z)) + w_teacher * (1 - _dcor_np(z, t)))
 
 
-@pytest.mark.parametrize(("b", "d", "dt"), [(16, 32, 8), (24, 8, 512)])
-def test_loss_matches_float64_recomputation(b: int, d: int, dt: int) -> None:
+@pytest.mark.parametrize(("b", "d", "dt", "w_teacher"), [(16, 32, 8, 1.0), (24, 8, 512, 1.0), (16, 32, 8, 64.0)])
+def test_loss_matches_float64_recomputation(b: int, d: int, dt: int, w_teacher: float) -> None:
     rng = np.random.default_rng(b + d)
     z_o = rng.normal(size=(b, d)) * 0.6
     z = z_o + 0.3 * rng.normal(size=(b, d))
     t = np.tanh(z[:, :4] @ rng.normal(size=(4, dt))) + 0.1 * rng.normal(size=(b, dt))
-    cfg = make_config(MVMR)
+    cfg = make_config(MVMR, {"w_dcor_teacher": w_teacher})
     ours = mvmr_loss(*(torch.from_numpy(a) for a in (z, z_o, t)), cfg)["loss"]
     # mvmr_loss computes in at least float32; compare the float64 path by keeping float64 inputs
     assert ours.dtype == torch.float64
-    assert ours.item() == pytest.approx(_mvmr_np(z, z_o, t), rel=1e-9)
+    assert ours.item() == pytest.approx(_mvmr_np(z, z_o, t, w_teacher), rel=1e-9)
+
+
+def test_short_runs_weight_the_teacher_term_more_and_the_papers_setting_keeps_one() -> None:
+    assert make_config(MVMR).w_dcor_teacher == 1.0  # the paper's weight, declared
+    assert resolve_optimizer_preset(make_config(MVMR), 5000).w_dcor_teacher == 1.0
+    short = resolve_optimizer_preset(make_config(MVMR), 156)
+    assert (short.optimizer_preset, short.w_dcor_teacher, short.w_dcor_views) == ("short", 64.0, 1.0)
+    given = resolve_optimizer_preset(make_config(MVMR, {"w_dcor_teacher": 2.0}), 156, {"w_dcor_teacher": 2.0})
+    assert (given.optimizer_preset, given.w_dcor_teacher) == ("short", 2.0)  # a weight is not a rate
 
 
 def test_teacher_sign_flips_the_teacher_term() -> None:
