@@ -13,10 +13,29 @@ Modules: ``onnx`` (torch → ONNX, simplify, FP16), ``quantize`` (ORT static INT
 ``exporter`` (the ``compress export`` pipeline), ``timing`` (the latency loop and its statistics),
 ``runners`` (one per bench backend), ``bench`` (the ``compress bench`` pipeline), ``report``
 (table, JSON, Markdown, plot), ``env`` (versions and hardware), ``images`` (real inputs), ``runtime``
-(ORT sessions).
+(ORT sessions), ``options`` (what export and bench take, with their defaults).
+
+The names below load on first use, so ``compressor.export.options`` (read by the CLI as it starts)
+does not pull in torch, ONNX and the runtimes.
 """
 
-from compressor.export.bench import BenchOptions, BenchReport, bench
-from compressor.export.exporter import FORMATS, ExportOptions, ExportResult, export_run
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from compressor.export.bench import bench
+    from compressor.export.exporter import FORMATS, ExportResult, export_run
+    from compressor.export.options import BenchOptions, ExportOptions
+    from compressor.export.report import BenchReport
+
+_WHERE = {"bench": "bench", "FORMATS": "exporter", "ExportResult": "exporter", "export_run": "exporter",
+          "BenchOptions": "options", "ExportOptions": "options", "BenchReport": "report"}
 __all__ = ["FORMATS", "BenchOptions", "BenchReport", "ExportOptions", "ExportResult", "bench", "export_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

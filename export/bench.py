@@ -17,6 +17,7 @@ import numpy as np
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.env import environment, usable_cores
+from compressor.export.options import BenchOptions
 from compressor.export.report import BenchReport, BenchRow
 from compressor.export.runners import BACKENDS, backend_unavailable
 from compressor.registry import unknown_name_message
@@ -25,24 +26,6 @@ from compressor.rundir import RunDir
 log = logging.getLogger("compressor")
 
 MODEL_SUFFIXES = {".onnx": ("ort-cpu", "ort-cuda"), ".engine": ("trt",), ".plan": ("trt",), ".xml": ("openvino",)}
-
-
-@dataclass
-class BenchOptions:
-    """Everything ``compress bench`` takes; the defaults are the CLI's."""
-
-    backends: tuple[str, ...] = BACKENDS
-    batches: tuple[int, ...] = (1, 8, 32)
-    threads: int | None = None  # default: every usable core
-    warmup: int = 5
-    iters: int | None = 50
-    seconds: float | None = 10.0
-    compile: bool = False
-    torch_device: str = "cpu"
-    data: str | None = None  # default: the run's data
-    data_root: str | None = None
-    cv_warn: float = 0.10
-    progress: bool = False
 
 
 @dataclass

@@ -20,7 +20,7 @@ from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.env import tool_versions
 from compressor.export.manifest import record_export
-from compressor.export.onnx import DEFAULT_OPSET
+from compressor.export.options import ExportOptions
 from compressor.export.quantize import CALIB_METHODS
 from compressor.models.encoder import Encoder
 from compressor.registry import unknown_name_message
@@ -40,27 +40,6 @@ FORMATS: dict[str, tuple[str, str, float]] = {
     "openvino-int8": ("model.int8", "int8", 0.98),
 }
 SUFFIX = {"trt": ".engine", "openvino": ".xml"}  # by format family; everything else is .onnx
-
-
-@dataclass
-class ExportOptions:
-    """Everything ``compress export`` takes; the defaults are the CLI's."""
-
-    format: str = "onnx"
-    out_dir: Path | None = None  # default RUN/export
-    opset: int = DEFAULT_OPSET
-    bake_preprocess: bool = False
-    calib_data: str | None = None  # default: the run's training data
-    calib_size: int = 512
-    calib_method: str = "minmax"
-    min_cosine: float | None = None  # default: the format's threshold in FORMATS
-    check_size: int = 128  # held-out images for the parity check (and kNN queries)
-    knn: bool = True
-    int8_exclude: tuple[str, ...] = ()
-    trt_batch: tuple[int, int, int] = (1, 8, 32)
-    data: str | None = None  # default: the run's data (from config.yaml)
-    data_root: str | None = None
-    strict_fp32: bool = False  # openvino: compile with INFERENCE_PRECISION_HINT=f32 instead of the device's pick
 
 
 @dataclass

@@ -15,13 +15,13 @@ import onnx
 import torch
 from torch import nn
 
+from compressor.export.options import DEFAULT_OPSET
 from compressor.models.encoder import Encoder, InputSpec
 
 log = logging.getLogger("compressor")
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "embeddings"
-DEFAULT_OPSET = 17
 BAKED_SCOPE = "/preprocess"  # name prefix of the nodes of the baked normalisation (kept in fp32 by INT8)
 
 

@@ -7,23 +7,28 @@ from typing import Annotated
 
 import typer
 
+from compressor.export.options import BenchOptions, as_csv
+
+DEFAULTS = BenchOptions  # the defaults, declared once
+
 
 def bench_cmd(
     target: Annotated[Path, typer.Argument(
         help="A run directory (the PyTorch student and every file in RUN/export) or one exported file.")],
     backend: Annotated[str, typer.Option(
         help="Comma-separated backends: torch, ort-cpu, ort-cuda, trt, openvino (unavailable ones are skipped).",
-    )] = "torch,ort-cpu,ort-cuda,trt,openvino",
-    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
+    )] = as_csv(DEFAULTS.backends),
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = as_csv(DEFAULTS.batches),
     threads: Annotated[int | None, typer.Option(
         help="CPU threads for torch and ORT (default: all cores).")] = None,
-    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 5,
-    iters: Annotated[int | None, typer.Option(help="Timed calls per measurement (at most).")] = 50,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = DEFAULTS.warmup,
+    iters: Annotated[int | None, typer.Option(help="Timed calls per measurement (at most).")] = DEFAULTS.iters,
     seconds: Annotated[float | None, typer.Option(
-        help="Time budget per measurement (at least 5 calls).")] = 10.0,
+        help="Time budget per measurement (at least 5 calls).")] = DEFAULTS.seconds,
     compile: Annotated[bool, typer.Option(
-        "--compile", help="torch.compile the PyTorch student.")] = False,
-    torch_device: Annotated[str, typer.Option(help="Device of the torch backend: cpu or cuda.")] = "cpu",
+        "--compile", help="torch.compile the PyTorch student.")] = DEFAULTS.compile,
+    torch_device: Annotated[str, typer.Option(
+        help="Device of the torch backend: cpu or cuda.")] = DEFAULTS.torch_device,
     data: Annotated[str | None, typer.Option(help="Data SPEC for the inputs (default: the run's).")] = None,
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
     json_out: Annotated[Path | None, typer.Option(
@@ -31,14 +36,15 @@ def bench_cmd(
     md: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table here.")] = None,
     plot: Annotated[Path | None, typer.Option(
         help="Write a PNG of p50 latency vs batch per backend (needs matplotlib).")] = None,
-    cv_warn: Annotated[float, typer.Option(help="Warn when std/mean of a measurement exceeds this.")] = 0.10,
+    cv_warn: Annotated[float, typer.Option(
+        help="Warn when std/mean of a measurement exceeds this.")] = DEFAULTS.cv_warn,
 ) -> None:
     """Per backend, format, batch: p50/p90/p99, mean±std, img/s, size, params, GFLOPs, cosine vs PyTorch."""
     from rich.console import Console
 
     from compressor.cli.util import parse_ints, setup_logging
     from compressor.engine.runlock import refuse_if_training
-    from compressor.export.bench import BenchOptions, bench
+    from compressor.export.bench import bench
 
     setup_logging()
     refuse_if_training(target if target.is_dir() else target.parent.parent, "bench")

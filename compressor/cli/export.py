@@ -7,37 +7,41 @@ from typing import Annotated
 
 import typer
 
+from compressor.export.options import ExportOptions, as_csv
+
+DEFAULTS = ExportOptions  # the defaults, declared once
+
 
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     format: Annotated[str, typer.Option("--format", "-f",
                                         help="onnx, onnx-fp16, onnx-int8, openvino, openvino-int8, trt-fp16, "
-                                             "trt-int8 or timm.")] = "onnx",
+                                             "trt-int8 or timm.")] = DEFAULTS.format,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: RUN/export).")] = None,
-    opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = 17,
+    opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = DEFAULTS.opset,
     bake_preprocess: Annotated[bool, typer.Option(
-        help="Put the normalisation in the graph: the input becomes uint8 N×H×W×3 RGB.")] = False,
+        help="Put the normalisation in the graph: the input becomes uint8 N×H×W×3 RGB.")] = DEFAULTS.bake_preprocess,
     calib_data: Annotated[str | None, typer.Option(
         help="INT8 calibration data SPEC (default: the run's training data).")] = None,
-    calib_size: Annotated[int, typer.Option(help="Number of INT8 calibration images.")] = 512,
+    calib_size: Annotated[int, typer.Option(help="Number of INT8 calibration images.")] = DEFAULTS.calib_size,
     calib_method: Annotated[str, typer.Option(
-        help="INT8 calibration: minmax, entropy or percentile.")] = "minmax",
+        help="INT8 calibration: minmax, entropy or percentile.")] = DEFAULTS.calib_method,
     min_cosine: Annotated[float | None, typer.Option(
         help="Refuse the export below this mean cosine vs PyTorch (default 0.9999 onnx, 0.999 fp16 and "
              "openvino, 0.98 int8).")] = None,
     check_size: Annotated[int, typer.Option(
-        help="Held-out images for the parity check (and kNN queries).")] = 128,
+        help="Held-out images for the parity check (and kNN queries).")] = DEFAULTS.check_size,
     knn: Annotated[bool, typer.Option(
-        help="For INT8 on labelled data, report kNN top-1 of fp32 vs int8.")] = True,
+        help="For INT8 on labelled data, report kNN top-1 of fp32 vs int8.")] = DEFAULTS.knn,
     int8_exclude: Annotated[list[str] | None, typer.Option(
         help="ONNX node name to keep in float for INT8 (repeatable).")] = None,
     trt_batch: Annotated[str, typer.Option(
-        help="TensorRT optimisation profile: min,opt,max batch.")] = "1,8,32",
+        help="TensorRT optimisation profile: min,opt,max batch.")] = as_csv(DEFAULTS.trt_batch),
     data: Annotated[str | None, typer.Option(
         help="Data SPEC for the parity check (default: the run's).")] = None,
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
     strict_fp32: Annotated[bool, typer.Option(
-        "--strict-fp32", help="openvino: run in fp32 even where the CPU would pick bf16.")] = False,
+        "--strict-fp32", help="openvino: run in fp32 even where the CPU would pick bf16.")] = DEFAULTS.strict_fp32,
 ) -> None:
     """Export the student and check it against PyTorch on real images; writes RUN/export/manifest.json."""
     from rich.console import Console
@@ -46,7 +50,7 @@ def export_cmd(
     from compressor.cli.util import parse_ints, setup_logging
     from compressor.engine.runlock import refuse_if_training
     from compressor.errors import CompressorError
-    from compressor.export.exporter import ExportOptions, export_run
+    from compressor.export.exporter import export_run
 
     setup_logging()
     refuse_if_training(run, "export")
