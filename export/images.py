@@ -52,7 +52,9 @@ def load_images(spec: str, input_spec: InputSpec, n: int, *, split: str = "train
 
     ds = build_dataset(spec, split, root)
     transform = eval_transform(input_spec)
-    images, labels, used = [], [], []
+    images: list[torch.Tensor] = []
+    labels: list[int] = []
+    used: list[int] = []
     for i in representative_order(ds, seed):
         if len(images) >= n:
             break

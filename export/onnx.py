@@ -32,6 +32,8 @@ class _Normalise(nn.Module):
         super().__init__()
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.scale: torch.Tensor
+        self.shift: torch.Tensor
         self.register_buffer("scale", 1.0 / (255.0 * std))
         self.register_buffer("shift", -mean / std)
 

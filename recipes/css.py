@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -150,8 +151,8 @@ class BranchedNet(nn.Module):
             bb = self.encoder.backbone
             for k in self.branch_names:
                 x = getattr(bb, k)(x)
-            return bb.forward_head(x, pre_logits=True)
-        mods = self.branches[i - 1]
+            return bb.forward_head(x, pre_logits=True)  # type: ignore[operator]  # timm's; torch types it Tensor | Module
+        mods = cast(nn.ModuleDict, self.branches[i - 1])
         for k in self.branch_names:
             x = mods[k](x)
         return mods["global_pool"](x)

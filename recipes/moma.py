@@ -154,7 +154,7 @@ def frozen_running_stats(model: nn.Module) -> Iterator[None]:
     finally:
         for m, (momentum, tracked) in zip(norms, saved, strict=True):
             m.momentum = momentum
-            if tracked is not None:
+            if tracked is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
 
 
@@ -180,7 +180,7 @@ class MOMA(Recipe[MOMAConfig]):
         self.drops_tokens = isinstance(backbone, VisionTransformer)
         if cfg.mask_ratio == -1:  # recorded resolved in config.yaml
             cfg.mask_ratio = VIT_MASK_RATIO if self.drops_tokens else ZERO_FILL_MASK_RATIO
-        if self.drops_tokens:
+        if isinstance(backbone, VisionTransformer):  # self.drops_tokens
             vit_patch = int(backbone.patch_embed.patch_size[0])
             if cfg.patch_size not in (0, vit_patch):
                 raise CompressorError(f"moma.patch_size {cfg.patch_size} differs from the ViT student's "

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -265,7 +266,7 @@ class _RecipeStep(nn.Module):
         super().__init__()
         self.recipe = recipe
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Mapping[str, float | torch.Tensor]]:
         out = self.recipe.step(batch)  # type: ignore[operator]  # the recipe interface
         return out.loss, out.logs
 

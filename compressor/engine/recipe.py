@@ -18,7 +18,7 @@ Its ``Config`` dataclass holds the paper's defaults; every field can be set from
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
@@ -102,7 +102,7 @@ def resolve_optimizer_preset(cfg: RecipeConfig, total_steps: int, overrides: dic
 @dataclass
 class StepOutput:
     loss: torch.Tensor
-    logs: dict[str, float | torch.Tensor] = field(default_factory=dict)  # device tensors: read at log steps
+    logs: Mapping[str, float | torch.Tensor] = field(default_factory=dict)  # device tensors: read at log steps
 
 
 @dataclass

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +41,7 @@ def embed_dataset(model: nn.Module, spec: InputSpec, ds: ImageDataset, *, batch_
     was_training = model.training
     model.eval()
     feats, labels = [], []
-    it = loader
+    it: Iterable[dict[str, torch.Tensor]] = loader
     if progress:
         from compressor.utils.progress import track
 
@@ -96,7 +98,7 @@ def evaluate_encoder(model: Encoder, train: ImageDataset, val: ImageDataset, *, 
     if not (train.has_labels and val.has_labels):
         raise CompressorError("evaluation needs labels: use class sub-folders, fashion-mnist or synthetic")
     check_disjoint(train, val)
-    kw = dict(batch_size=batch_size, workers=workers, device=device, progress=progress)
+    kw: dict[str, Any] = dict(batch_size=batch_size, workers=workers, device=device, progress=progress)
     xb, yb = embed_dataset(model, model.spec, train, limit=limit_train, **kw)
     xq, yq = embed_dataset(model, model.spec, val, limit=limit_val, **kw)
     knn = knn_top1(xb, yb, xq, yq, k=20, t=0.07)

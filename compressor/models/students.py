@@ -39,7 +39,7 @@ def create_timm_backbone(arch: str, image_size: int | None = None, *, stem: str 
     kind = resolve_stem(stem, model, size)
     if kind == "small":
         apply_small_stem(model, arch)
-    model.stem_kind = kind
+    model.stem_kind = kind  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
     return model
 
 
@@ -65,4 +65,4 @@ def build_student(name: str, image_size: int | None = None, *, stem: str = "imag
     backbone = create_timm_backbone(name, image_size, stem=stem, pretrained=pretrained)
     spec = timm_input_spec(backbone, image_size)
     return Encoder(backbone, name=name, arch=name, spec=spec, embed_dim=output_width(backbone, spec.image_size),
-                   stem=backbone.stem_kind)
+                   stem=str(backbone.stem_kind))

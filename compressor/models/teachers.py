@@ -181,7 +181,7 @@ def timm_spec(model_name: str) -> TeacherSpec:
     if cfg is not None:
         files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
         sources = tuple(f"{_hub.HF_PREFIX}{cfg.hf_hub_id}/{f}" for f in files if cfg.hf_hub_id)
-        sources += (cfg.url,) if cfg.url else ()
+        sources += (cfg.url,) if isinstance(cfg.url, str) and cfg.url else ()
         classifier = (cfg.classifier,) if isinstance(cfg.classifier, str) else tuple(cfg.classifier or ())
     return TeacherSpec(
         name=f"timm:{model_name}", description=f"timm {model_name}, pooled features", embed_dim=0,
@@ -261,7 +261,7 @@ def _output_dim(backbone: nn.Module) -> int:
     trunk, head = getattr(backbone, "trunk", None), getattr(backbone, "head", None)
     if not dim and trunk is not None and (head is None or not list(head.parameters())):
         dim = trunk.num_features  # SigLIP: timm_proj "none", the pooled trunk feature is the embedding
-    return int(dim)
+    return int(dim or 0)
 
 
 def _log_size(spec: TeacherSpec, size: int, *, chosen: bool) -> None:

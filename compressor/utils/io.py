@@ -25,7 +25,7 @@ TMP_SUFFIX = ".tmp"
 _FULL_DISK_SLACK = 1 << 20
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``; a crash leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def remove_orphaned_temps(folder: str | Path) -> list[Path]:
 
     Only call this while holding the folder's run lock: another live writer's temporary looks the same.
     """
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
