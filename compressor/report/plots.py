@@ -62,6 +62,12 @@ def training_curves(metrics: list[dict[str, Any]]) -> bytes | None:
 
 def latency_vs_accuracy(rows: list[DeployRow]) -> bytes | None:
     """p50 latency per image (smallest measured batch) against kNN top-1, one point per model and format."""
+    fig = latency_accuracy_figure(rows)
+    return None if fig is None else _png(fig)
+
+
+def latency_accuracy_figure(rows: list[DeployRow]) -> Any:
+    """The figure of :func:`latency_vs_accuracy` (a matplotlib Figure), or None without kNN figures."""
     pts = [r for r in rows if r.knn is not None]
     if not pts:
         return None
@@ -70,6 +76,7 @@ def latency_vs_accuracy(rows: list[DeployRow]) -> bytes | None:
     fig, axes = _figure(1, height=4.5)
     ax = axes[0, 0]
     markers = {"student": "o", "teacher": "s"}
+    labelled = []
     for model in ("teacher", "student"):
         mine = [r for r in pts if r.model == model]
         if not mine:
@@ -77,12 +84,41 @@ def latency_vs_accuracy(rows: list[DeployRow]) -> bytes | None:
         xs = [r.p50_ms / r.batch for r in mine]
         ys = [100 * (r.knn or 0.0) for r in mine]
         ax.scatter(xs, ys, marker=markers[model], s=60, label=model)
-        for r, x, y in zip(mine, xs, ys, strict=True):
-            ax.annotate(f"{r.format} ({r.backend})", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        labelled += [(f"{r.format} ({r.backend})", x, y) for r, x, y in zip(mine, xs, ys, strict=True)]
     ax.set_xscale("log")
+    from matplotlib.ticker import LogLocator
+
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 1, 2, 5, 10, ... ms
+    ax.xaxis.set_major_formatter("{x:g}")  # 2, not 2×10⁰
+    ax.xaxis.set_minor_formatter("{x:g}")
     ax.set_xlabel(f"p50 latency per image, ms (batch {batch}, log scale)")
     ax.set_ylabel("kNN top-1, %")
     ax.set_title("latency vs accuracy (upper left is better)")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
-    return _png(fig)
+    fig.tight_layout()
+    _place_labels(fig, ax, labelled)
+    return fig
+
+
+def _place_labels(fig: Any, ax: Any, labelled: list[tuple[str, float, float]]) -> None:
+    """Annotate each point, moving a label up or down in 11-pt steps until it overlaps no label placed
+    before it (formats of one model share their accuracy, so their labels would otherwise stack)."""
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text, x, y in sorted(labelled, key=lambda p: (p[1], p[2])):
+        for k in range(2 * len(labelled) + 1):
+            dy = 4 + 11 * ((k + 1) // 2) * (1 if k % 2 else -1)  # 4, 15, -7, 26, -18, ...
+            lead = {"arrowprops": {"arrowstyle": "-", "lw": 0.5, "color": "0.5"}} if k else {}  # moved: a leader line
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, dy), fontsize=8, **lead)
+            ann.update_positions(renderer)
+            box = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            ann.remove()
+        else:  # no free slot (more labels than the plot can hold): keep the first position
+            placed.append(Text.get_window_extent(ax.annotate(text, (x, y), textcoords="offset points",
+                                                             xytext=(5, 4), fontsize=8), renderer))
