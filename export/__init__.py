@@ -11,7 +11,7 @@ Installed as ``compressor.export``; import it under that name::
 Modules: ``onnx`` (torch → ONNX, simplify, FP16), ``quantize`` (ORT static INT8), ``tensorrt``
 (engines; TensorRT imported lazily), ``parity`` (fidelity figures), ``manifest`` (export/manifest.json),
 ``exporter`` (the ``compress export`` pipeline), ``timing`` (the latency loop and its statistics),
-``runners`` (one per bench backend), ``bench`` (the ``compress bench`` pipeline), ``report``
+``runners`` (one per bench backend), ``bencher`` (``bench``, the ``compress bench`` pipeline), ``report``
 (table, JSON, Markdown, plot), ``env`` (versions and hardware), ``images`` (real inputs), ``runtime``
 (ORT sessions), ``options`` (what export and bench take, with their defaults).
 
@@ -25,12 +25,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from compressor.export.bench import bench
+    from compressor.export.bencher import bench
     from compressor.export.exporter import FORMATS, ExportResult, export_run
     from compressor.export.options import BenchOptions, ExportOptions
     from compressor.export.report import BenchReport
 
-_WHERE = {"bench": "bench", "FORMATS": "exporter", "ExportResult": "exporter", "export_run": "exporter",
+_WHERE = {"bench": "bencher", "FORMATS": "exporter", "ExportResult": "exporter", "export_run": "exporter",
           "BenchOptions": "options", "ExportOptions": "options", "BenchReport": "report"}
 __all__ = ["FORMATS", "BenchOptions", "BenchReport", "ExportOptions", "ExportResult", "bench", "export_run"]
 

@@ -179,8 +179,9 @@ def pick(options: PickOptions) -> PickReport:
 def _latency(arch: str, run: Path, opts: PickOptions, threads: int) -> Candidate:
     import torch
 
-    from compressor.export.bench import BenchOptions, bench
+    from compressor.export.bencher import bench
     from compressor.export.exporter import ExportOptions, export_run
+    from compressor.export.options import BenchOptions
     from compressor.models.saved import save_encoder
     from compressor.models.students import build_student
 

@@ -44,7 +44,7 @@ def bench_cmd(
 
     from compressor.cli.util import parse_ints, setup_logging
     from compressor.engine.runlock import refuse_if_training
-    from compressor.export.bench import bench
+    from compressor.export.bencher import bench
 
     setup_logging()
     refuse_if_training(target if target.is_dir() else target.parent.parent, "bench")

@@ -158,7 +158,7 @@ def run_export(ctx: Context, key: str) -> None:
 
 # -- bench ----------------------------------------------------------------------------------------------
 def _bench_options(ctx: Context):
-    from compressor.export.bench import BenchOptions
+    from compressor.export.options import BenchOptions
 
     p = ctx.pipe
     return BenchOptions(backends=tuple(p.bench_backends), batches=tuple(p.bench_batches), threads=p.threads,
@@ -176,7 +176,7 @@ def bench_key(ctx: Context) -> str:
 
 
 def run_bench(ctx: Context, key: str) -> None:
-    from compressor.export.bench import bench
+    from compressor.export.bencher import bench
 
     ctx.needs_student("bench")
     opts = _bench_options(ctx)

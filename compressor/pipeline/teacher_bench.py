@@ -7,7 +7,7 @@ a named teacher has no run directory, so it is timed here with the same runner a
 from __future__ import annotations
 
 from compressor.engine.config import TrainConfig
-from compressor.export.bench import BenchOptions
+from compressor.export.options import BenchOptions
 from compressor.export.report import BenchReport, BenchRow
 
 

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import torch
 
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
-from compressor.export.bench import _spec_from_file
+from compressor.export.bencher import _spec_from_file
 from compressor.models.encoder import Encoder, InputSpec
 from compressor.models.saved import save_encoder
 from compressor.models.students import build_student
