@@ -7,6 +7,8 @@ Fashion-MNIST, one student architecture for every row, the same epochs, batch an
 
 * the teacher (``--teacher RUN_DIR`` or one this script trains with labels: ``--teacher-arch``,
   ``supervised`` recipe, on the whole training split) and raw pixels (the floor);
+* each architecture of the table at initialisation (random weights, seed 0): what a run adds to the
+  network before any training (a randomly initialised CNN already scores well above chance);
 * the student alone (``simclr``, the control) and the student distilled by every teacher→student
   recipe of the registry (mvmr, feature-kd, seed, moma, ...);
 * peer recipes (dogo, mokd): the student and its peer trained together against the same recipe
@@ -41,6 +43,7 @@ from compressor.eval.knn import knn_top1
 from compressor.eval.linear import linear_probe_top1
 from compressor.models.encoder import InputSpec
 from compressor.models.saved import load_encoder
+from compressor.models.students import build_student
 from compressor.recipes import list_recipes
 
 # Second models of the pair recipes (a larger peer; MOKD pairs a CNN with a ViT).
@@ -170,6 +173,16 @@ def build_rows(args: argparse.Namespace, teacher: str) -> tuple[list[Row], dict[
     return rows, plans
 
 
+def architectures(args: argparse.Namespace, plans: dict[tuple[str, int], dict]) -> list[str]:
+    """The student and every peer architecture the planned runs train, in order of first use."""
+    seen = [args.student]
+    for plan in plans.values():
+        for key in ("student", "peer"):
+            if plan.get(key) and plan.get("recipe") != "supervised" and plan[key] not in seen:
+                seen.append(plan[key])
+    return seen
+
+
 class Scorer:
     """kNN and linear top-1 on fixed bank/query subsets (embeddings of each model computed once)."""
 
@@ -244,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         reference["teacher"] = {"knn": k, "linear": lin}
     k, lin = score(torch.nn.Flatten(), InputSpec(args.image_size, (0.5,) * 3, (0.5,) * 3))
     reference["raw pixels"] = {"knn": k, "linear": lin}
-    print(f"teacher {reference.get('teacher')}, raw pixels {reference['raw pixels']}", flush=True)
+    for arch in architectures(args, plans):
+        torch.manual_seed(0)
+        enc = build_student(arch, args.image_size, stem=args.stem)
+        k, lin = score(enc, enc.spec)
+        reference[f"{arch} at initialisation"] = {"knn": k, "linear": lin}
+    print(", ".join(f"{name} {value['knn']:.2f}" for name, value in reference.items()), flush=True)
     scored: dict[tuple[str, str], tuple[float, float]] = {}
     for i, r in enumerate(rows):
         for seed in args.seeds:

@@ -19,7 +19,9 @@ def test_quick_table_has_every_row_and_its_control(tmp_path: Path) -> None:
                            "--recipes", "feature-kd", "dogo"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((out / "quality.json").read_text())
-    assert set(res["reference"]) == {"teacher", "raw pixels"}
+    # the student and the pair's peer at initialisation: what training adds to random weights
+    assert set(res["reference"]) == {"teacher", "raw pixels", "resnet10t at initialisation",
+                                     "resnet18 at initialisation"}
     labels = {r["label"]: r for r in res["rows"]}
     assert {"student alone (simclr)", "feature-kd from the teacher", "resnet10t with dogo",
             "resnet10t alone (dogo control)", "resnet18 with dogo", "resnet18 alone (dogo control)"} == set(labels)
