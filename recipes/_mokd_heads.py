@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,11 @@ def is_vit(encoder: Encoder) -> bool:
     return isinstance(encoder.backbone, VisionTransformer)
 
 
+def vit_backbone(encoder: Encoder) -> VisionTransformer:
+    """``encoder.backbone`` typed as the timm ``VisionTransformer`` it is (for an ``is_vit`` encoder)."""
+    return cast(VisionTransformer, encoder.backbone)
+
+
 def make_vit_dynamic(encoder: Encoder) -> None:
     """Let a timm ViT take any input size (local crops): what ``dynamic_img_size=True`` sets up.
 
@@ -33,12 +39,12 @@ def make_vit_dynamic(encoder: Encoder) -> None:
     checking the size and hands NHWC tokens to ``_pos_embed``, which then resamples the position
     embedding to the token grid of each input.
     """
-    vit = encoder.backbone
+    vit = vit_backbone(encoder)
     if getattr(vit, "dynamic_img_size", False):
         return
     pe = vit.patch_embed
     pe.strict_img_size, pe.flatten, pe.output_fmt = False, False, Format.NHWC
-    vit.dynamic_img_size = True
+    vit.dynamic_img_size = True  # type: ignore[misc]  # timm marks it Final (for TorchScript)
 
 
 def _init_linear(m: nn.Module) -> None:
@@ -93,8 +99,9 @@ class THead(nn.Module):
         self.reduce = nn.Conv2d(in_dim, dim, 1) if in_dim else None
         self.pos = nn.Parameter(trunc_normal_(torch.zeros(1, dim, grid, grid), std=0.02)) if in_dim else None
         norm = partial(nn.LayerNorm, eps=1e-6)
-        self.blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm)
-                                      for _ in range(depth)])
+        self.blocks = nn.Sequential(*[  # timm annotates norm_layer as type[Module]; its own models pass partials
+            Block(dim, heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm)  # type: ignore[arg-type]
+            for _ in range(depth)])
         self.norm = norm(dim)
         self.blocks.apply(_init_linear)
         self.last = WeightNormLinear(dim, out_dim)
@@ -150,9 +157,9 @@ class MOKDNet(nn.Module):
         return [self.mlp_head.last.weight, self.thead.last.weight]
 
     def forward(self, x: torch.Tensor) -> NetOut:
-        bb = self.encoder.backbone
-        feats = bb.forward_features(x)
-        pooled = bb.forward_head(feats, pre_logits=True)
+        bb = self.encoder.backbone  # a timm model; torch types its methods as Tensor | Module
+        feats = bb.forward_features(x)  # type: ignore[operator]
+        pooled = bb.forward_head(feats, pre_logits=True)  # type: ignore[operator]
         if self.vit:
             tokens, query = feats[:, bb.num_prefix_tokens:], pooled
         else:

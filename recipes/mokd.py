@@ -59,7 +59,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -71,7 +71,7 @@ from compressor.errors import CompressorError
 from compressor.losses.dino import DINOLoss, search_loss
 from compressor.models.encoder import Encoder, InputSpec
 
-from ._mokd_heads import MOKDNet, NetOut, is_vit
+from ._mokd_heads import MOKDNet, NetOut, is_vit, vit_backbone
 from .base import SHORT_RUN_OPTIMIZER, Recipe, RecipeConfig, StepOutput, build_optimizer, register_recipe
 
 
@@ -177,6 +177,10 @@ class MOKD(Recipe[MOKDConfig]):
     control_overrides: ClassVar[dict[str, Any]] = {"lambda_cnn": 0.0, "lambda_vit": 0.0}  # two DINO runs
     test_overrides: ClassVar[dict] = {"out_dim": 64, "head_hidden_dim": 64, "head_bottleneck_dim": 32,
                                       "n_local_crops": 2}
+    # buffers (registered in __init__)
+    teacher_temp: torch.Tensor
+    peer_scale: torch.Tensor
+    peer_shift: torch.Tensor
 
     def __init__(self, cfg: MOKDConfig, student: Encoder, **kw) -> None:
         super().__init__(cfg, student, **kw)
@@ -206,10 +210,19 @@ class MOKD(Recipe[MOKDConfig]):
         self._vit_decay_groups: list[dict] = []
         self._schedules: dict[tuple, list[float]] = {}
 
+    # nn.ModuleDict items are typed as Module: these give them their classes
+    def net(self, key: str) -> MOKDNet:
+        """The trained ``MOKDNet`` of ``key`` ("student" or "peer")."""
+        return cast(MOKDNet, self.nets[key])
+
+    def ema_net(self, key: str) -> MOKDNet:
+        """The EMA teacher (a ``MOKDNet``) of ``key``."""
+        return cast(MOKDNet, self.ema[key])
+
     # -- data ---------------------------------------------------------------------------------
     @property
     def local_size(self) -> int:
-        vit = self.nets[self.vit_key].encoder.backbone
+        vit = vit_backbone(self.net(self.vit_key).encoder)
         return local_crop_size(self.student.spec.image_size, int(vit.patch_embed.patch_size[0]))
 
     def views(self) -> Callable:
@@ -227,9 +240,9 @@ class MOKD(Recipe[MOKDConfig]):
             def fit(x: torch.Tensor, key: str = key) -> torch.Tensor:
                 return x if key == "student" else x * self.peer_scale + self.peer_shift
 
-            s[key] = (self.nets[key](fit(glob)), self.nets[key](fit(loc)) if loc is not None else None)
+            s[key] = (self.net(key)(fit(glob)), self.net(key)(fit(loc)) if loc is not None else None)
             with torch.no_grad():
-                t[key] = self.ema[key](fit(glob))
+                t[key] = self.ema_net(key)(fit(glob))
         other = {"student": "peer", "peer": "student"}
         total, logs = glob.new_zeros((), dtype=torch.float32), {}
         for key in ("student", "peer"):
@@ -237,8 +250,9 @@ class MOKD(Recipe[MOKDConfig]):
             # This model's student feature on each local crop (detached) is the query with which the
             # OTHER model's teacher searches its tokens of global crop 1; the result is this model's target.
             searched = None if s_loc is None else \
-                self.ema[other[key]].search(t[other[key]].tokens[:b], s_loc.query.detach())
-            terms = mokd_terms(s[key][0], s_loc, t[key], t[other[key]], searched, self.losses[key],
+                self.ema_net(other[key]).search(t[other[key]].tokens[:b], s_loc.query.detach())
+            losses = cast(nn.ModuleDict, self.losses[key])  # this model's DINO losses, by term
+            terms = mokd_terms(s[key][0], s_loc, t[key], t[other[key]], searched, losses,
                                self.teacher_temp, cfg.student_temp)
             lam = cfg.lambda_vit if key == self.vit_key else cfg.lambda_cnn
             model_loss = terms["mlp"] + terms["thead"] + lam * (terms["cross"] + terms["search"])
@@ -253,7 +267,7 @@ class MOKD(Recipe[MOKDConfig]):
         """(on the ViT schedules?, parameters) per optimiser: the CNN's T-Head joins the ViT's schedules."""
         out: list[tuple[bool, list[nn.Parameter]]] = []
         for key in ("student", "peer"):
-            net = self.nets[key]
+            net = self.net(key)
             if key == self.vit_key:
                 out.append((True, [p for p in net.parameters() if p.requires_grad]))
             else:
@@ -281,13 +295,13 @@ class MOKD(Recipe[MOKDConfig]):
         return opts
 
     def freeze_last_layer_steps(self, total_steps: int) -> int:
-        n = self.cfg.freeze_last_layer_steps  # type: ignore[attr-defined]
+        n = self.cfg.freeze_last_layer_steps
         return round(0.01 * total_steps) if n < 0 else n
 
     def on_after_backward(self, step: int, total_steps: int) -> None:
         if step < self.freeze_last_layer_steps(total_steps):
             for key in ("student", "peer"):
-                for p in self.nets[key].last_layers():
+                for p in self.net(key).last_layers():
                     p.grad = None  # the optimiser skips it: no update, no momentum, no decay
 
     def _schedule(self, name: str, total_steps: int, start: float, end: float) -> list[float]:
@@ -306,7 +320,8 @@ class MOKD(Recipe[MOKDConfig]):
     def on_step_end(self, step: int, total_steps: int) -> None:
         m = self.momentum(step, total_steps)
         for key in ("student", "peer"):  # θ_t ← m·θ_t + (1 − m)·θ_s, one fused call per model (as dinov2)
-            teacher, student = list(self.ema[key].parameters()), list(self.nets[key].parameters())
+            teacher: list[torch.Tensor] = list(self.ema_net(key).parameters())
+            student = list(self.net(key).parameters())
             torch._foreach_mul_(teacher, m)
             torch._foreach_add_(teacher, [p.detach() for p in student], alpha=1 - m)
         cfg = self.cfg
@@ -319,4 +334,4 @@ class MOKD(Recipe[MOKDConfig]):
 
     def saved_models(self) -> dict[str, Encoder]:
         """The EMA teachers' backbones: what the paper evaluates."""
-        return {"student": self.ema["student"].encoder, "peer": self.ema["peer"].encoder}
+        return {"student": self.ema_net("student").encoder, "peer": self.ema_net("peer").encoder}
