@@ -41,14 +41,8 @@ Choices (METHODS.md leaves them open, or the engine is simpler than the authors'
 * ``freeze_last_layer_steps``: gradients of the last layers are dropped for that many steps;
   −1 = the first 1% of the run (DINO's one epoch of 100).
 * τ_t warms up linearly over ``teacher_temp_warmup_fraction`` (0.3: DINO's 30 of 100 epochs);
-  the EMA momentum follows ``cosine_schedule(total, 0, m_0, 1)``. Teachers run in train mode
+  the EMA momentum follows ``cosine_schedule(total, 0, 0.996, 1)``. Teachers run in train mode
   (batch statistics), and only parameters are averaged, as in DINO.
-* ``m_0 = min(ema_momentum, 1 − 2·ln(1/s)/T)`` with ``s = ema_max_init_fraction`` (0.01; floored at 0) and ``T`` the
-  run's steps (``ema_start_momentum``). On the cosine schedule ``Σ_t (1 − m_t) = (1 − m_0)·T/2``, so
-  the initial weights keep ``Π_t m_t ≤ exp(−(1 − m_0)·T/2) ≤ s`` of the final teacher. The paper's
-  0.996 satisfies this from T ≈ 2,300 steps on (DINO's 125k steps leave e^−250); a 156-step run at
-  0.996 would end with a teacher that is 73% its random initialisation — the saved model. ``s = 1``
-  keeps ``ema_momentum`` at any length.
 * Saved models: ``student`` and ``peer`` are the EMA teachers' backbones (what the paper evaluates).
 """
 
@@ -56,7 +50,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -103,20 +96,9 @@ class MOKDConfig(RecipeConfig):
     teacher_temp_warmup_fraction: float = 0.3
     center_momentum: float = 0.9
     ema_momentum: float = 0.996
-    ema_max_init_fraction: float = 0.01  # caps m_0 so the random init is at most this share of the final teacher
     lambda_cnn: float = 1.0
     lambda_vit: float = 0.1
     freeze_last_layer_steps: int = -1
-
-
-def ema_start_momentum(total_steps: int, cfg: MOKDConfig) -> float:
-    """``m_0 = min(ema_momentum, 1 − 2·ln(1/ema_max_init_fraction)/T)``: see the module docstring."""
-    share = cfg.ema_max_init_fraction
-    if share >= 1:
-        return cfg.ema_momentum
-    if share <= 0:
-        return 0.0  # the teacher is the student's latest copy
-    return max(0.0, min(cfg.ema_momentum, 1 - 2 * math.log(1 / share) / max(1, total_steps)))
 
 
 def local_crop_size(image_size: int, patch: int) -> int:
@@ -312,8 +294,8 @@ class MOKD(Recipe[MOKDConfig]):
         return self._schedules[key]
 
     def momentum(self, step: int, total_steps: int) -> float:
-        """The EMA momentum at ``step``: ``cosine_schedule(total, 0, m_0, 1)[step]`` (``ema_start_momentum``)."""
-        sched = self._schedule("ema", total_steps, ema_start_momentum(total_steps, self.cfg), 1.0)
+        """The EMA momentum at ``step``: ``cosine_schedule(total, 0, ema_momentum, 1)[step]``."""
+        sched = self._schedule("ema", total_steps, self.cfg.ema_momentum, 1.0)  # type: ignore[attr-defined]
         return sched[min(step, total_steps - 1)]
 
     @torch.no_grad()

@@ -176,7 +176,7 @@ def test_no_gradient_reaches_a_model_through_its_search_query() -> None:
 
 
 def test_ema_update_follows_the_schedule_exactly() -> None:
-    recipe = _recipe(ema_max_init_fraction=1.0).double()  # the paper's start at any run length
+    recipe = _recipe().double()
     with torch.no_grad():
         for p in recipe.nets.parameters():
             p.add_(torch.randn_like(p) * 0.1)  # the students moved away from their teachers
@@ -190,19 +190,6 @@ def test_ema_update_follows_the_schedule_exactly() -> None:
         for (ps, pt), new in zip(before[k], recipe.ema[k].parameters(), strict=True):
             torch.testing.assert_close(new, m * pt + (1 - m) * ps, rtol=1e-13, atol=1e-15)
             assert not new.requires_grad
-
-
-@pytest.mark.parametrize("total", [20, 156, 1000, 125_000])
-def test_the_ema_teacher_keeps_at_most_one_percent_of_its_initialisation(total: int) -> None:
-    recipe = _recipe()
-    kept = math.prod(recipe.momentum(t, total) for t in range(total))  # θ_T = Π m_t · θ_0 + ...
-    assert kept <= 0.01
-    # the paper's 0.996 where it already forgets its start (DINO: 100 ImageNet epochs ≈ 125k steps)
-    start = recipe.momentum(0, total)
-    assert start == pytest.approx(0.996) if total == 125_000 else start < 0.996
-    if total == 156:  # without the cap a 156-step teacher stays 73% random
-        paper = _recipe(ema_max_init_fraction=1.0)
-        assert math.prod(paper.momentum(t, total) for t in range(total)) > 0.7
 
 
 def test_schedules_teacher_temperature_and_vit_weight_decay() -> None:
