@@ -295,7 +295,7 @@ class MOKD(Recipe[MOKDConfig]):
 
     def momentum(self, step: int, total_steps: int) -> float:
         """The EMA momentum at ``step``: ``cosine_schedule(total, 0, ema_momentum, 1)[step]``."""
-        sched = self._schedule("ema", total_steps, self.cfg.ema_momentum, 1.0)  # type: ignore[attr-defined]
+        sched = self._schedule("ema", total_steps, self.cfg.ema_momentum, 1.0)
         return sched[min(step, total_steps - 1)]
 
     @torch.no_grad()
