@@ -31,6 +31,8 @@ Choices where METHODS.md leaves room:
   one SGD optimiser per network, no gradient clipping (``clip_grad = 0``).
   Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
   lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``).
+* ``kl_weight`` (1) scales both KL terms; ``--set kl_weight=0`` trains each network alone on css's
+  branches and joint labels, the ablation that separates the peer's effect from the recipe's task.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class CSSConfig(RecipeConfig):
     temperature: float = 3.0
     split_at: int = 3  # the first ResNet stage (layer1..layer4) copied into each branch
     crop_scale_min: float = 0.5
+    kl_weight: float = 1.0  # scales both KL terms; 0 = each network alone on css's branches (an ablation)
 
 
 def _full(x: torch.Tensor) -> torch.Tensor:
@@ -96,8 +99,12 @@ def ensemble_logits(branch_logits: list[torch.Tensor]) -> torch.Tensor:
 
 
 def css_loss(logits_a: list[torch.Tensor], logits_b: list[torch.Tensor], labels: torch.Tensor,
-             temperature: float) -> dict[str, torch.Tensor]:
-    """``L_a``, ``L_b``, their CE and KL parts, α_1, α_2 and ``loss = L_a + L_b``."""
+             temperature: float, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """``L_a``, ``L_b``, their CE and KL parts, α_1, α_2 and ``loss = L_a + L_b``.
+
+    ``kl_weight`` multiplies both KL terms (1 = the paper; 0 isolates the peer: each network learns
+    css's branches and joint labels alone).
+    """
     n, t = len(logits_a), temperature
     targets = joint_labels(labels, n)
 
@@ -117,7 +124,7 @@ def css_loss(logits_a: list[torch.Tensor], logits_b: list[torch.Tensor], labels:
     alpha_1, alpha_2 = (ce_a / ce_b).detach(), (ce_b / ce_a).detach()
     kl_a, kl_b = kl(logits_a, logits_b), kl(logits_b, logits_a)
     out = {"ce_a": ce_a, "ce_b": ce_b, "kl_a": kl_a, "kl_b": kl_b, "alpha_1": alpha_1, "alpha_2": alpha_2,
-           "loss_a": ce_a + alpha_1 * t * t * kl_a, "loss_b": ce_b + alpha_2 * t * t * kl_b}
+           "loss_a": ce_a + kl_weight * alpha_1 * t * t * kl_a, "loss_b": ce_b + kl_weight * alpha_2 * t * t * kl_b}
     out["loss"] = out["loss_a"] + out["loss_b"]
     return out
 
@@ -191,7 +198,7 @@ class CSS(Recipe[CSSConfig]):
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         za, zb = self.net_a(batch["x"]), self.net_b(batch["p"])
-        terms = css_loss(za, zb, batch["label"], self.cfg.temperature)  # type: ignore[attr-defined]
+        terms = css_loss(za, zb, batch["label"], self.cfg.temperature, self.cfg.kl_weight)
         logs = {k: v.detach() for k, v in terms.items() if k != "loss"}
         for name, z in (("a", za), ("b", zb)):
             logs[f"train_acc_{name}"] = (ensemble_logits(z).argmax(1) == batch["label"]).float().mean()

@@ -44,7 +44,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(1, keepdims=True))
 
 
-def _css_np(za: list, zb: list, y: np.ndarray, t: float) -> dict[str, float]:
+def _css_np(za: list, zb: list, y: np.ndarray, t: float, w: float = 1.0) -> dict[str, float]:
     """METHODS.md, written out: CE on joint labels, KL(p_b^i ‖ p_a^i) over all C·N joint logits of branch i."""
     n, rows = len(za), np.arange(len(y))
     ce = {k: np.mean([-_log_softmax(z)[rows, y * n + i] for i, z in enumerate(zs)], axis=1).mean()
@@ -57,19 +57,19 @@ def _css_np(za: list, zb: list, y: np.ndarray, t: float) -> dict[str, float]:
             out.append((np.exp(lq) * (lq - ls)).sum(1).mean())
         return float(np.mean(out))
 
-    la = ce["a"] + ce["a"] / ce["b"] * t * t * kl(za, zb)
-    lb = ce["b"] + ce["b"] / ce["a"] * t * t * kl(zb, za)
+    la = ce["a"] + w * ce["a"] / ce["b"] * t * t * kl(za, zb)
+    lb = ce["b"] + w * ce["b"] / ce["a"] * t * t * kl(zb, za)
     return {"ce_a": ce["a"], "ce_b": ce["b"], "loss_a": la, "loss_b": lb, "loss": la + lb}
 
 
-@pytest.mark.parametrize(("n", "classes", "b"), [(3, 5, 6), (2, 10, 4)])
-def test_loss_matches_float64_recomputation(n: int, classes: int, b: int) -> None:
+@pytest.mark.parametrize(("n", "classes", "b", "w"), [(3, 5, 6, 1.0), (2, 10, 4, 1.0), (3, 5, 6, 0.0), (3, 5, 6, 0.3)])
+def test_loss_matches_float64_recomputation(n: int, classes: int, b: int, w: float) -> None:
     rng = np.random.default_rng(n * classes)
     za = [rng.normal(size=(b, classes * n)) * 2 for _ in range(n)]
     zb = [rng.normal(size=(b, classes * n)) * 2 for _ in range(n)]
     y = rng.integers(0, classes, size=b)
-    ours = css_loss([torch.from_numpy(z) for z in za], [torch.from_numpy(z) for z in zb], torch.from_numpy(y), 3.0)
-    ref = _css_np(za, zb, y, 3.0)
+    ours = css_loss([torch.from_numpy(z) for z in za], [torch.from_numpy(z) for z in zb], torch.from_numpy(y), 3.0, w)
+    ref = _css_np(za, zb, y, 3.0, w)  # w = 0: each network's loss is its own cross-entropy
     for k, v in ref.items():
         assert ours[k].item() == pytest.approx(v, rel=1e-10), k
 
@@ -148,6 +148,17 @@ def test_step_and_saved_student_is_trunk_plus_first_branch() -> None:
             feats = getattr(net.encoder.backbone, k)(feats)
         torch.testing.assert_close(net._branch(0, feats), recipe.saved_models()["student"](x))
     assert recipe.saved_models()["student"] is recipe.student
+
+
+def test_kl_weight_reaches_the_step() -> None:
+    """``--set kl_weight=0``: the step's loss is the two cross-entropies alone (the peer-free ablation)."""
+    batch = {"x": torch.randn(4, 3, 32, 32), "p": torch.randn(4, 3, 32, 32), "label": torch.tensor([0, 1, 2, 3])}
+    for w in (0.0, 1.0):
+        out = _recipe(kl_weight=w).train().step(batch)
+        ce = out.logs["ce_a"] + out.logs["ce_b"]
+        kl = out.logs["alpha_1"] * 9 * out.logs["kl_a"] + out.logs["alpha_2"] * 9 * out.logs["kl_b"]
+        torch.testing.assert_close(out.loss.detach(), ce + w * kl)
+        assert w == 0 or float(kl) > 0
 
 
 def test_non_resnet_models_fail_clearly() -> None:
