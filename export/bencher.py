@@ -185,7 +185,7 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
         params = sum(p.numel() for p in encoder.parameters()) / 1e6
         runner = TorchRunner(encoder, device=opts.torch_device, compile=opts.compile)
         return runner, runner.format, "fp32", weights.stat().st_size / 1e6, params, False
-    entry = manifest_entry(path) or {}  # type: ignore[arg-type]
+    entry = manifest_entry(path) or {}
     baked = bool(entry.get("input", {}).get("preprocess_baked", False))
     size_mb = path.stat().st_size / 1e6  # type: ignore[union-attr]
     if path.suffix == ".xml" and path.with_suffix(".bin").is_file():  # type: ignore[union-attr]
@@ -202,9 +202,9 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
                 profile = entry.get("tensorrt", {}).get("profile", {"min": 1, "opt": 8, "max": 32})
                 opts = ExportOptions(format=entry["format"], bake_preprocess=baked,
                                      trt_batch=(profile["min"], profile["opt"], profile["max"]))
-                return export_run(tgt.run_dir, opts).entry  # type: ignore[arg-type]
+                return export_run(tgt.run_dir, opts).entry
 
-        runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))  # type: ignore[arg-type]
+        runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))
         return runner, entry.get("format", "trt"), entry.get("precision", "fp16"), size_mb, params, baked
     if backend == "openvino":
         from compressor.export.openvino import OpenVinoRunner
@@ -212,7 +212,7 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
         if not entry:
             entry = _metadata_entry(path)  # type: ignore[arg-type]
             baked = bool(entry["input"]["preprocess_baked"]) if entry else False
-        ov_runner = OpenVinoRunner(path, threads=threads)  # type: ignore[arg-type]
+        ov_runner = OpenVinoRunner(path, threads=threads)
         precision = "int8" if entry.get("precision") == "int8" else ov_runner.inference_precision
         return ov_runner, entry.get("format") or "openvino", precision, size_mb, params, baked
     from compressor.export.onnx import graph_input, onnx_params, onnx_precision
@@ -220,12 +220,12 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
 
     if not entry:
         entry = _metadata_entry(path)  # type: ignore[arg-type]
-        baked = bool(entry["input"]["preprocess_baked"]) if entry else graph_input(path)[1] == "uint8"  # type: ignore[arg-type]
+        baked = bool(entry["input"]["preprocess_baked"]) if entry else graph_input(path)[1] == "uint8"
     if params is None:
-        params = onnx_params(path) / 1e6  # type: ignore[arg-type]
-    precision = entry.get("precision") or onnx_precision(path)  # type: ignore[arg-type]
+        params = onnx_params(path) / 1e6
+    precision = entry.get("precision") or onnx_precision(path)
     fmt = entry.get("format") or {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}[precision]
-    return OrtRunner(path, backend=backend, threads=threads), fmt, precision, size_mb, params, baked  # type: ignore[arg-type]
+    return OrtRunner(path, backend=backend, threads=threads), fmt, precision, size_mb, params, baked
 
 
 def _metadata_entry(path: Path) -> dict:

@@ -43,7 +43,7 @@ def as_numpy(out: object) -> np.ndarray:
     if isinstance(out, (list, tuple)):
         out = out[0]
     if hasattr(out, "detach"):
-        out = out.detach().float().cpu().numpy()  # type: ignore[union-attr]
+        out = out.detach().float().cpu().numpy()
     return np.asarray(out, dtype=np.float32)
 
 

@@ -192,7 +192,7 @@ class CSS(Recipe[CSSConfig]):
         self.net_b = BranchedNet(self.peer, cfg.n_branches, self.data.num_classes, cfg.split_at)
 
     def views(self) -> Callable:
-        aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter_p=0.0, grayscale_p=0.0,  # type: ignore[attr-defined]
+        aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter_p=0.0, grayscale_p=0.0,
                             blur_p=0.0)
         return SameView(aug, x=self.student.spec, p=self.peer.spec)  # type: ignore[union-attr]
 

@@ -196,7 +196,7 @@ class MOMA(Recipe[MOMAConfig]):
         self.teacher_cache_view = "t0" if cfg.teacher_view == "clean" and len(self.teachers) == 1 else None
 
     def views(self) -> Callable:
-        aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter_p=0.0, grayscale_p=0.0,  # type: ignore[attr-defined]
+        aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter_p=0.0, grayscale_p=0.0,
                             blur_p=0.0)
         specs = {f"t{k}": t.spec for k, t in enumerate(self.teachers)}
         if self.cfg.teacher_view == "clean":
@@ -207,10 +207,10 @@ class MOMA(Recipe[MOMAConfig]):
     def masked_embedding(self, images: torch.Tensor) -> torch.Tensor:
         """The student's pooled embedding of ``images`` with ``mask_ratio`` of its patches masked."""
         gh, gw = patch_grid(images.shape[-2], images.shape[-1], self.patch_size)
-        mask = random_patch_mask(images.shape[0], gh * gw, self.cfg.mask_ratio, images.device)  # type: ignore[attr-defined]
+        mask = random_patch_mask(images.shape[0], gh * gw, self.cfg.mask_ratio, images.device)
         if self.drops_tokens:
-            return vit_visible_forward(self.student.backbone, images, mask)  # type: ignore[arg-type]
-        if not (self.cfg.bn_stats_unmasked and self.training):  # type: ignore[attr-defined]
+            return vit_visible_forward(self.student.backbone, images, mask)
+        if not (self.cfg.bn_stats_unmasked and self.training):
             return self.student(zero_masked_patches(images, mask, self.patch_size))
         with torch.no_grad():
             self.student(images)  # running statistics from the unmasked images eval will see
@@ -222,5 +222,5 @@ class MOMA(Recipe[MOMAConfig]):
             targets = [self.teacher_embedding(batch, "t0")] + [t(batch[f"t{k}"]) for k, t in
                                                                 enumerate(self.teachers) if k > 0]
         s = self.masked_embedding(batch["x"])
-        terms = moma_loss([g(s) for g in self.projectors], targets, self.loss_weights, self.cfg.ln_eps)  # type: ignore[attr-defined]
+        terms = moma_loss([g(s) for g in self.projectors], targets, self.loss_weights, self.cfg.ln_eps)
         return StepOutput(terms["loss"], {k: v.detach() for k, v in terms.items() if k != "loss"})

@@ -46,4 +46,4 @@ class SimCLR(Recipe[SimCLRConfig]):
         n = batch["x1"].shape[0]
         z1, z2 = self.projector(self.student(torch.cat([batch["x1"], batch["x2"]]))).split(n)
         z1, z2 = gather_with_grad(z1), gather_with_grad(z2)  # under DDP: negatives from the global batch
-        return StepOutput(nt_xent(z1, z2, self.cfg.temperature))  # type: ignore[attr-defined]
+        return StepOutput(nt_xent(z1, z2, self.cfg.temperature))

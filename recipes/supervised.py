@@ -39,12 +39,12 @@ class Supervised(Recipe[SupervisedConfig]):
         self.classifier = nn.Linear(student.embed_dim, self.data.num_classes)
 
     def views(self) -> Callable:
-        aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter=(0.2, 0.2, 0.2, 0.0), jitter_p=0.5,  # type: ignore[attr-defined]
+        aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter=(0.2, 0.2, 0.2, 0.0), jitter_p=0.5,
                             grayscale_p=0.0, blur_p=0.0)
         return Views(x=augment_transform(self.student.spec, aug))
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         logits = self.classifier(self.student(batch["x"]))
-        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.cfg.label_smoothing)  # type: ignore[attr-defined]
+        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.cfg.label_smoothing)
         acc = (logits.argmax(1) == batch["label"]).float().mean()
         return StepOutput(loss, {"train_acc": acc})

@@ -121,14 +121,14 @@ class _AllGather(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]  # Function's signature
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
         dist.all_gather(parts, x.contiguous())
         ctx.rows = x.shape[0]
         return torch.cat(parts)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
         start = dist.get_rank() * ctx.rows
@@ -139,13 +139,13 @@ class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks; the backward sums the gradients over ranks as well."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         x = x.clone()
         dist.all_reduce(x)
         return x
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
         return grad
@@ -225,7 +225,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             y = y * self.weight.view(shape) + self.bias.view(shape)
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)  # type: ignore[union-attr, operator]  # a registered buffer
+                self.num_batches_tracked.add_(1)  # type: ignore[union-attr]  # a registered buffer
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)  # type: ignore[arg-type]  # a registered buffer
                 unbiased = var.detach() * count / (count - 1).clamp_min(1)
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)

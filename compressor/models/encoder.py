@@ -26,7 +26,7 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:
-        return cls(int(d["image_size"]), tuple(d["mean"]), tuple(d["std"]))  # type: ignore[arg-type]
+        return cls(int(d["image_size"]), tuple(d["mean"]), tuple(d["std"]))
 
 
 class Encoder(nn.Module):

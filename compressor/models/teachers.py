@@ -165,7 +165,7 @@ def open_clip_spec(
         name=name or f"open_clip:{arch}" + (f":{tag}" if tag else ""),
         description=description or f"open_clip {arch} image tower ({tag or 'no pretrained tag'})",
         embed_dim=int(cfg["embed_dim"]), image_size=int(size[0] if isinstance(size, (list, tuple)) else size),
-        mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),  # type: ignore[arg-type]
+        mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),
         builder=build_open_clip, sources=sources, arch=arch,
         arch_kwargs={"quick_gelu": bool(pre.get("quick_gelu", cfg.get("quick_gelu", False)))},
         layout=CLIP_LAYOUT, adapt=adapt_open_clip, normalize=True)
