@@ -185,32 +185,34 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
         params = sum(p.numel() for p in encoder.parameters()) / 1e6
         runner = TorchRunner(encoder, device=opts.torch_device, compile=opts.compile)
         return runner, runner.format, "fp32", weights.stat().st_size / 1e6, params, False
+    assert path is not None  # bench() gives every backend but torch a file
     entry = manifest_entry(path) or {}
     baked = bool(entry.get("input", {}).get("preprocess_baked", False))
-    size_mb = path.stat().st_size / 1e6  # type: ignore[union-attr]
-    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():  # type: ignore[union-attr]
-        size_mb += path.with_suffix(".bin").stat().st_size / 1e6  # type: ignore[union-attr]
+    size_mb = path.stat().st_size / 1e6
+    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
+        size_mb += path.with_suffix(".bin").stat().st_size / 1e6
     params = (sum(p.numel() for p in encoder.parameters()) / 1e6) if encoder is not None else None
     if backend == "trt":
         from compressor.export import tensorrt as trt
 
         rebuild = None
-        if tgt.run_dir is not None and entry:
+        run_dir = tgt.run_dir  # a local, so that rebuild() sees it narrowed to Path
+        if run_dir is not None and entry:
             from compressor.export.exporter import ExportOptions, export_run
 
             def rebuild() -> dict:
                 profile = entry.get("tensorrt", {}).get("profile", {"min": 1, "opt": 8, "max": 32})
                 opts = ExportOptions(format=entry["format"], bake_preprocess=baked,
                                      trt_batch=(profile["min"], profile["opt"], profile["max"]))
-                return export_run(tgt.run_dir, opts).entry
+                return export_run(run_dir, opts).entry
 
-        runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))
-        return runner, entry.get("format", "trt"), entry.get("precision", "fp16"), size_mb, params, baked
+        trt_runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))
+        return trt_runner, entry.get("format", "trt"), entry.get("precision", "fp16"), size_mb, params, baked
     if backend == "openvino":
         from compressor.export.openvino import OpenVinoRunner
 
         if not entry:
-            entry = _metadata_entry(path)  # type: ignore[arg-type]
+            entry = _metadata_entry(path)
             baked = bool(entry["input"]["preprocess_baked"]) if entry else False
         ov_runner = OpenVinoRunner(path, threads=threads)
         precision = "int8" if entry.get("precision") == "int8" else ov_runner.inference_precision
@@ -219,7 +221,7 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
     from compressor.export.runners import OrtRunner
 
     if not entry:
-        entry = _metadata_entry(path)  # type: ignore[arg-type]
+        entry = _metadata_entry(path)
         baked = bool(entry["input"]["preprocess_baked"]) if entry else graph_input(path)[1] == "uint8"
     if params is None:
         params = onnx_params(path) / 1e6

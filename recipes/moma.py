@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -189,16 +190,21 @@ class MOMA(Recipe[MOMAConfig]):
         else:
             self.patch_size = cfg.patch_size or mask_patch_size(student.spec.image_size)
         self.projectors = nn.ModuleList(mlp(student.embed_dim, (cfg.hidden_dim, t.embed_dim))
-                                        for t in self.teachers)
+                                        for t in self.teacher_encoders)
         if cfg.teacher_view not in ("augmented", "clean"):
             raise CompressorError(f"moma: teacher_view={cfg.teacher_view!r} is not one of augmented, clean; "
                                   "use --set teacher_view=clean for a cacheable teacher view")
         self.teacher_cache_view = "t0" if cfg.teacher_view == "clean" and len(self.teachers) == 1 else None
 
+    @property
+    def teacher_encoders(self) -> list[Encoder]:
+        """The teachers, typed as the encoders they are (``nn.ModuleList`` types its items as ``Module``)."""
+        return cast("list[Encoder]", list(self.teachers))
+
     def views(self) -> Callable:
         aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter_p=0.0, grayscale_p=0.0,
                             blur_p=0.0)
-        specs = {f"t{k}": t.spec for k, t in enumerate(self.teachers)}
+        specs = {f"t{k}": t.spec for k, t in enumerate(self.teacher_encoders)}
         if self.cfg.teacher_view == "clean":
             clean = {k: eval_transform(v) for k, v in specs.items()}
             return Views(x=augment_transform(self.student.spec, aug), **clean)
@@ -209,7 +215,8 @@ class MOMA(Recipe[MOMAConfig]):
         gh, gw = patch_grid(images.shape[-2], images.shape[-1], self.patch_size)
         mask = random_patch_mask(images.shape[0], gh * gw, self.cfg.mask_ratio, images.device)
         if self.drops_tokens:
-            return vit_visible_forward(self.student.backbone, images, mask)
+            # drops_tokens: __init__ found the backbone to be a VisionTransformer
+            return vit_visible_forward(cast(VisionTransformer, self.student.backbone), images, mask)
         if not (self.cfg.bn_stats_unmasked and self.training):
             return self.student(zero_masked_patches(images, mask, self.patch_size))
         with torch.no_grad():

@@ -111,6 +111,8 @@ class MVMR(Recipe[MVMRConfig]):
     Config = MVMRConfig
     needs_teacher = True
     teacher_cache_view = "t_o"  # T(x_o) depends on the image only: --teacher-cache can hold it
+    _cache: torch.Tensor  # buffers (register_buffer)
+    _cached: torch.Tensor
 
     def __init__(self, cfg: MVMRConfig, student, **kw) -> None:
         super().__init__(cfg, student, **kw)

@@ -120,7 +120,7 @@ class SEED(Recipe[SEEDConfig]):
         return SameView(MOCO_V2_AUG, x=self.student.spec, t=self.teacher.spec)
 
     @torch.no_grad()
-    def teacher_embedding(self, images: torch.Tensor) -> torch.Tensor:
+    def teacher_target(self, images: torch.Tensor) -> torch.Tensor:
         """``t = norm(P T(x))`` (``P`` the fixed projection, or none when the widths agree)."""
         t = self.teacher(images).float()
         if self.teacher_proj is not None:
@@ -129,7 +129,7 @@ class SEED(Recipe[SEEDConfig]):
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         cfg = self.cfg
-        t = self.teacher_embedding(batch["t"])
+        t = self.teacher_target(batch["t"])
         s = F.normalize(self.head(self.student(batch["x"])).float(), dim=1)
         loss = seed_loss(s, t, self.queue.queue, cfg.temperature_student, cfg.temperature_teacher)
         self._pending = t
