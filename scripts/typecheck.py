@@ -21,10 +21,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import tomllib
+
 REPO = Path(__file__).resolve().parent.parent
 TREE = REPO / "build" / "typecheck"
-# installed name inside compressor/ -> folder of this repository (pyproject.toml's package-dir)
-PLUGIN_PACKAGES = {"recipes": "recipes", "export": "export"}
+
+
+def plugin_packages() -> dict[str, str]:
+    """Installed name inside ``compressor/`` -> folder of this repository, from pyproject.toml's package-dir."""
+    dirs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return {name.removeprefix("compressor."): folder for name, folder in dirs.items()
+            if name.startswith("compressor.") and folder != name.replace(".", "/")}
+
+
+PLUGIN_PACKAGES = plugin_packages()
 
 
 def build_tree() -> Path:
