@@ -175,12 +175,8 @@ def build_rows(args: argparse.Namespace, teacher: str) -> tuple[list[Row], dict[
 
 def architectures(args: argparse.Namespace, plans: dict[tuple[str, int], dict]) -> list[str]:
     """The student and every peer architecture the planned runs train, in order of first use."""
-    seen = [args.student]
-    for plan in plans.values():
-        for key in ("student", "peer"):
-            if plan.get(key) and plan.get("recipe") != "supervised" and plan[key] not in seen:
-                seen.append(plan[key])
-    return seen
+    named = [args.student, *(plan[k] for plan in plans.values() for k in ("student", "peer") if plan.get(k))]
+    return list(dict.fromkeys(named))
 
 
 class Scorer:
