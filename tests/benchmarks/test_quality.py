@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from compressor.eval.embed import embed_dataset
+from compressor.eval.knn import knn_top1
+from compressor.models.students import build_student
 from tests.conftest import requires_fmnist
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _quality_module():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @requires_fmnist
@@ -21,10 +37,10 @@ def test_quick_table_has_every_row_and_its_control(tmp_path: Path) -> None:
     res = json.loads((out / "quality.json").read_text())
     # the student and the pair's peer at initialisation: what training adds to random weights
     assert set(res["reference"]) == {"teacher", "raw pixels", "resnet10t at initialisation",
-                                     "resnet18 at initialisation"}
+                                     "resnet18d at initialisation"}
     labels = {r["label"]: r for r in res["rows"]}
     assert {"student alone (simclr)", "feature-kd from the teacher", "resnet10t with dogo",
-            "resnet10t alone (dogo control)", "resnet18 with dogo", "resnet18 alone (dogo control)"} == set(labels)
+            "resnet10t alone (dogo control)", "resnet18d with dogo", "resnet18d alone (dogo control)"} == set(labels)
     assert labels["feature-kd from the teacher"]["control"] == "student alone (simclr)"
     for r in res["rows"]:
         assert len(r["knn"]) == 1 and all(0 <= v <= 100 for v in r["knn"] + r["linear"])
@@ -33,3 +49,19 @@ def test_quick_table_has_every_row_and_its_control(tmp_path: Path) -> None:
     assert "w_1: 0.0" in cfg and "w_2: 0.0" in cfg
     table = (out / "quality.md").read_text()
     assert "| feature-kd from the teacher |" in table and "% of teacher kNN" in table
+
+
+@requires_fmnist
+def test_scorer_images_kept_in_memory_embed_as_the_data_sets_do() -> None:
+    quality = _quality_module()
+    score = quality.Scorer(argparse.Namespace(data_root=None, eval_bank=300, eval_queries=100))
+    torch.manual_seed(0)
+    enc = build_student("resnet10t", 32)
+    xb, yb = embed_dataset(enc, enc.spec, score.bank, limit=300)
+    xq, yq = embed_dataset(enc, enc.spec, score.queries, limit=100)
+    images_b, labels_b, images_q, labels_q = score.images(enc.spec)
+    assert images_b.shape == (300, 3, 32, 32) and images_q.shape == (100, 3, 32, 32)
+    assert torch.equal(labels_b, yb) and torch.equal(labels_q, yq)
+    assert score.images(enc.spec)[0] is images_b  # computed once per spec
+    knn, linear = score(enc, enc.spec)
+    assert knn == 100 * knn_top1(xb, yb, xq, yq, k=20, t=0.07) and 0 <= linear <= 100
