@@ -48,7 +48,7 @@ from compressor.recipes import list_recipes
 
 # Second model of the pair recipes: a larger peer (``--peer``); MOKD pairs the CNN with a ViT.
 VIT_PEER = "vit_tiny_patch16_224"
-EMBED_BATCH = 256  # embed_dataset's default batch
+EMBED_BATCH = 256  # embed_dataset's default: the same batches give bit-identical embeddings
 # CPU budget only: MOKD's ImageNet head width (65,536 prototypes) and 8 local crops would take most of
 # the hour; the table says so. Every other recipe runs with its defaults.
 BUDGET_OVERRIDES: dict[str, dict[str, Any]] = {"mokd": {"out_dim": 4096, "n_local_crops": 2}}
