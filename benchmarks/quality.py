@@ -74,8 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--student", default="resnet10t")
     p.add_argument("--peer", default="resnet18d",
-                   help="the larger network of the CNN pair recipes (dogo, css); resnet18d, not resnet18: see "
-                        "docs/benchmarks.md (timm's resnet18 stem leaves a 32 px input almost nothing)")
+                   help="the larger network of the CNN pair recipes (dogo, css); resnet18d, not resnet18: at 32 px "
+                        "an untrained resnet18 sees only a corner of the image (docs/benchmarks.md)")
     p.add_argument("--stem", default="imagenet", help="the student's stem (auto | imagenet | small)")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--images", type=int, default=10_000, help="training subset for the students")
