@@ -44,6 +44,8 @@ Choices (METHODS.md leaves them open, or the engine is simpler than the authors'
   the EMA momentum follows ``cosine_schedule(total, 0, 0.996, 1)``. Teachers run in train mode
   (batch statistics), and only parameters are averaged, as in DINO.
 * Saved models: ``student`` and ``peer`` are the EMA teachers' backbones (what the paper evaluates).
+* ``λ = 0`` (``control_overrides``: each model a DINO run of its own) skips the cross and search
+  terms instead of weighting them by zero: the same gradients, without the other teacher's search.
 """
 
 from __future__ import annotations
@@ -128,10 +130,13 @@ def teacher_temperature(step: int, total_steps: int, cfg: MOKDConfig) -> float:
     return cfg.warmup_teacher_temp + (cfg.teacher_temp - cfg.warmup_teacher_temp) * step / warm
 
 
-def mokd_terms(s_glob: NetOut, s_loc: NetOut | None, t_own: NetOut, t_other: NetOut,
+def mokd_terms(s_glob: NetOut, s_loc: NetOut | None, t_own: NetOut, t_other: NetOut | None,
                searched: torch.Tensor | None, losses: nn.ModuleDict, teacher_temp: torch.Tensor,
                student_temp: float) -> dict[str, torch.Tensor]:
-    """The four terms of one model's loss (crops in the order g0, g1, l0, ...; teacher on g0, g1)."""
+    """The four terms of one model's loss (crops in the order g0, g1, l0, ...; teacher on g0, g1).
+
+    Without the other model's teacher (``t_other = None``) only the two self-distillation terms.
+    """
     n_loc = 0 if s_loc is None else s_loc.mlp.shape[0] // (s_glob.mlp.shape[0] // 2)
 
     def crops(glob: torch.Tensor, loc: torch.Tensor | None) -> list[torch.Tensor]:
@@ -142,8 +147,10 @@ def mokd_terms(s_glob: NetOut, s_loc: NetOut | None, t_own: NetOut, t_other: Net
     terms = {
         "mlp": losses["mlp"](s_mlp, t_own.mlp.chunk(2), teacher_temp),
         "thead": losses["thead"](s_th, t_own.thead.chunk(2), teacher_temp),
-        "cross": losses["cross"](s_mlp, t_other.mlp.chunk(2), teacher_temp),
     }
+    if t_other is None:
+        return terms
+    terms["cross"] = losses["cross"](s_mlp, t_other.mlp.chunk(2), teacher_temp)
     terms["search"] = (search_loss(s_loc.thead, searched, teacher_temp, student_temp)
                        if s_loc is not None and searched is not None else terms["mlp"].new_zeros(()))
     return terms
@@ -229,15 +236,17 @@ class MOKD(Recipe[MOKDConfig]):
         total, logs = glob.new_zeros((), dtype=torch.float32), {}
         for key in ("student", "peer"):
             s_loc = s[key][1]
+            lam = cfg.lambda_vit if key == self.vit_key else cfg.lambda_cnn
             # This model's student feature on each local crop (detached) is the query with which the
             # OTHER model's teacher searches its tokens of global crop 1; the result is this model's target.
-            searched = None if s_loc is None else \
+            searched = None if s_loc is None or not lam else \
                 self.ema_net(other[key]).search(t[other[key]].tokens[:b], s_loc.query.detach())
             losses = cast(nn.ModuleDict, self.losses[key])  # this model's DINO losses, by term
-            terms = mokd_terms(s[key][0], s_loc, t[key], t[other[key]], searched, losses,
+            terms = mokd_terms(s[key][0], s_loc, t[key], t[other[key]] if lam else None, searched, losses,
                                self.teacher_temp, cfg.student_temp)
-            lam = cfg.lambda_vit if key == self.vit_key else cfg.lambda_cnn
-            model_loss = terms["mlp"] + terms["thead"] + lam * (terms["cross"] + terms["search"])
+            model_loss = terms["mlp"] + terms["thead"]
+            if lam:  # λ = 0 (the control: each model alone) computes neither cross term
+                model_loss = model_loss + lam * (terms["cross"] + terms["search"])
             total = total + model_loss
             name = "vit" if key == self.vit_key else "cnn"
             logs.update({f"{name}_{k}": v.detach() for k, v in terms.items()})

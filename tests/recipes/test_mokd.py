@@ -140,6 +140,29 @@ def test_each_loss_term_of_a_step_matches_float64() -> None:
     assert out.loss.item() == pytest.approx(total, rel=1e-9)
 
 
+def test_the_control_computes_neither_cross_term() -> None:
+    """λ = 0 (each model alone, the benchmark's control): no search, no cross loss, L = Σ L_mlp + L_thead."""
+    recipe = _recipe(**MOKD.control_overrides).double()
+    recipe.train()
+    centres = {(k, t): loss.center.numpy().copy() for k in ("student", "peer") for t, loss in recipe.losses[k].items()}
+    rec = _record(recipe)
+    out = recipe.step(_batch(dtype=torch.float64))
+    assert rec["search"] == {"student": [], "peer": []}
+    assert not {k for k in out.logs if k.endswith(("_cross", "_search"))}
+    for key in ("student", "peer"):  # the cross term's centre did not move
+        np.testing.assert_array_equal(recipe.losses[key]["cross"].center.numpy(), centres[key, "cross"])
+    np_ = lambda x: x.detach().numpy()  # noqa: E731
+    total = 0.0
+    for key in ("student", "peer"):
+        (s_g, s_l), (t_own,) = rec["s"][key], rec["t"][key]
+        mlp = [*np.split(np_(s_g.mlp), 2), *np.split(np_(s_l.mlp), 2)]
+        th = [*np.split(np_(s_g.thead), 2), *np.split(np_(s_l.thead), 2)]
+        t = recipe.teacher_temp.item()
+        total += (_dino_np(mlp, np.split(np_(t_own.mlp), 2), centres[key, "mlp"], t)
+                  + _dino_np(th, np.split(np_(t_own.thead), 2), centres[key, "thead"], t))
+    assert out.loss.item() == pytest.approx(total, rel=1e-9)
+
+
 def test_search_is_the_thead_with_the_query_prefixed_and_has_no_gradient() -> None:
     recipe = _recipe()
     teacher = recipe.ema[recipe.vit_key]
