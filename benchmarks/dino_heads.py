@@ -6,11 +6,12 @@ DINO's cross-entropy ``H(softmax((t − c)/τ_t), softmax(s/τ_s))`` has a fixed
 gets nearly the same logits: the centre ``c`` then removes what they share, the sharpened target is
 uniform and the gradient ``softmax(s/τ_s) − target`` vanishes, so the loss sits at ln K. This prints,
 for each model's student and EMA teacher and each head (the MLP head and the T-Head), on one batch of
-the run's own global crops: the spread of the logits across images (std over the batch, averaged over
-the K outputs; the logits of a weight-normalised last layer on a normalised bottleneck lie in [−1, 1]),
-the entropy of the centred, sharpened target (the teacher's side of the loss, at the run's final
-τ_t), and how many of the K prototypes win an image. Entropies near ln K and a spread far below the
-logits' range mean the head still outputs one distribution for every image.
+the run's own global crops (two per image): the spread of the logits across the crops (std over the
+batch, averaged over the K outputs; the logits of a weight-normalised last layer on a normalised
+bottleneck lie in [−1, 1]), the entropy of the distribution that side brings to the loss (an EMA
+teacher: the centred target sharpened by the run's final τ_t; a student: ``softmax(s/τ_s)``), and how
+many of the K prototypes win a crop. Entropies near ln K and a spread far below the logits' range
+mean the head still outputs one distribution for every image.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     tau_t = float(recipe.teacher_temp)
     print(f"{path} (step {state['step']}): K = {k}, ln K = {math.log(k):.3f}, τ_t = {tau_t:.3f}")
     print(f"{'model':8s} {'net':8s} {'head':6s} {'logit spread':>12s} {'mean |logit|':>12s} "
-          f"{'H(target)':>9s} {'winners':>7s}")
+          f"{'entropy':>9s} {'winners':>7s}")
     recipe.train()  # the teachers run in train mode during training (batch statistics)
     for key in ("student", "peer"):
         x = glob if key == "student" else glob * recipe.peer_scale + recipe.peer_shift
@@ -63,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             out = net(x)
             for head in ("mlp", "thead"):
                 logits = getattr(out, head)
-                target = F.softmax((logits - recipe.losses[key][head].center) / tau_t, dim=1)
+                p = F.softmax((logits - recipe.losses[key][head].center) / tau_t, dim=1) if which == "teacher" \
+                    else F.softmax(logits / recipe.cfg.student_temp, dim=1)
                 print(f"{key:8s} {which:8s} {head:6s} {float(logits.std(0).mean()):12.4f} "
-                      f"{float(logits.abs().mean()):12.4f} {entropy(target):9.3f} "
-                      f"{len(set(target.argmax(1).tolist())):7d}")
+                      f"{float(logits.abs().mean()):12.4f} {entropy(p):9.3f} {len(set(p.argmax(1).tolist())):7d}")
     return 0
 
 
