@@ -29,9 +29,10 @@ Choices (METHODS.md leaves them open, or the engine is simpler than the authors'
 * Last layers: weight-normalised with the gain fixed at 1 for all heads (DINO ``norm_last_layer``).
   **Not yet as the authors** (``main_mokd.py`` and ``backbones/vision_transformer.py`` of
   skyoux/mokd, found 2026-11-29, not in METHODS.md): only the CNN's MLP head fixes its gain; the
-  ViT's MLP head (``norm_last_layer=False``) and both T-Heads train theirs from 1, so their logits
-  can leave [−1, 1]. The ViT's T-Head also adds learned positions of its own to the patch tokens,
-  and the CNN's losses warm τ_t over 50 of 100 epochs (the ViT's and the cross losses over 30).
+  ViT's MLP head (``norm_last_layer=False``) and both T-Heads train theirs from 1, so the ViT's
+  MLP-head logits can leave [−1, 1] and the T-Heads can scale theirs. The ViT's T-Head also adds
+  learned positions of its own to the patch tokens, and the CNN's losses warm τ_t over 50 of 100
+  epochs (the ViT's and the cross losses over 30).
 * Optimisers: the CNN's backbone and MLP head SGD (lr ``cnn_lr``×B/256, momentum 0.9, wd 1e-4);
   the ViT **and the CNN's T-Head** AdamW (``vit_lr``×B/256, wd cosine 0.04 → 0.4 set in
   ``on_step_end``) — the CNN's T-Head is a transformer, and the authors put it in its own parameter
