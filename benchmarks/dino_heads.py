@@ -28,6 +28,7 @@ from compressor.data.loader import ViewDataset, collate_views
 from compressor.engine.checkpoint import load_latest_checkpoint
 from compressor.engine.config import read_yaml_config, resolve_config
 from compressor.engine.setup import build_components
+from compressor.errors import CompressorError
 
 
 def entropy(p: torch.Tensor) -> float:
@@ -72,4 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except CompressorError as err:  # e.g. a checkpoint of another config: one line, no traceback
+        sys.exit(f"error: {err}")
