@@ -32,7 +32,8 @@ Choices (METHODS.md leaves them open, or the engine is simpler than the authors'
   ViT's MLP head (``norm_last_layer=False``) and both T-Heads train theirs from 1, so the ViT's
   MLP-head logits can leave [−1, 1] and the T-Heads can scale theirs. The ViT's T-Head also adds
   learned positions of its own to the patch tokens, and the CNN's losses warm τ_t over 50 of 100
-  epochs (the ViT's and the cross losses over 30).
+  epochs (the ViT's and the cross losses over 30). At 156 steps the gains do not move (a one-seed
+  pilot, docs/benchmarks.md); at the paper's length they may matter.
 * Optimisers: the CNN's backbone and MLP head SGD (lr ``cnn_lr``×B/256, momentum 0.9, wd 1e-4);
   the ViT **and the CNN's T-Head** AdamW (``vit_lr``×B/256, wd cosine 0.04 → 0.4 set in
   ``on_step_end``) — the CNN's T-Head is a transformer, and the authors put it in its own parameter
