@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="a mokd run directory (config.yaml and a checkpoint)")
     ap.add_argument("--batch", type=int, default=128, help="images in the batch (default 128)")
     args = ap.parse_args(argv)
-    values = read_yaml_config(args.run / "config.yaml")
-    values.update(out=str(args.run), resume=False, workers=0)
-    parts = build_components(resolve_config(values))
+    parts = build_components(resolve_config(read_yaml_config(args.run / "config.yaml")))
     recipe = parts.recipe
     if recipe.name != "mokd":
         raise SystemExit(f"{args.run} is a {recipe.name} run; this reads mokd's DINO heads")

@@ -244,15 +244,18 @@ class MOKD(Recipe[MOKDConfig]):
         for key in ("student", "peer"):
             s_loc = s[key][1]
             lam = cfg.lambda_vit if key == self.vit_key else cfg.lambda_cnn
-            # This model's student feature on each local crop (detached) is the query with which the
-            # OTHER model's teacher searches its tokens of global crop 1; the result is this model's target.
-            searched = None if s_loc is None or not lam else \
-                self.ema_net(other[key]).search(t[other[key]].tokens[:b], s_loc.query.detach())
+            t_other, searched = None, None  # λ = 0 (the control: each model alone) computes neither cross term
+            if lam:
+                t_other = t[other[key]]
+                # This model's student feature on each local crop (detached) is the query with which the OTHER
+                # model's teacher searches its tokens of global crop 1; the result is this model's target.
+                if s_loc is not None:
+                    searched = self.ema_net(other[key]).search(t_other.tokens[:b], s_loc.query.detach())
             losses = cast(nn.ModuleDict, self.losses[key])  # this model's DINO losses, by term
-            terms = mokd_terms(s[key][0], s_loc, t[key], t[other[key]] if lam else None, searched, losses,
-                               self.teacher_temp, cfg.student_temp)
+            terms = mokd_terms(s[key][0], s_loc, t[key], t_other, searched, losses, self.teacher_temp,
+                               cfg.student_temp)
             model_loss = terms["mlp"] + terms["thead"]
-            if lam:  # λ = 0 (the control: each model alone) computes neither cross term
+            if t_other is not None:
                 model_loss = model_loss + lam * (terms["cross"] + terms["search"])
             total = total + model_loss
             name = "vit" if key == self.vit_key else "cnn"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -13,16 +12,7 @@ import torch
 from compressor.engine.config import TrainConfig
 from compressor.engine.trainer import train
 from compressor.recipes import get_recipe
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("dino_heads_benchmark", ROOT / "benchmarks" / "dino_heads.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 def _run(tmp_path: Path, recipe: str, **kw) -> Path:
@@ -35,13 +25,13 @@ def _run(tmp_path: Path, recipe: str, **kw) -> Path:
 def test_entropy_matches_float64() -> None:
     p = np.random.default_rng(0).dirichlet(np.ones(7) * 0.3, size=5)
     expected = float(np.mean(-(p * np.log(p)).sum(1)))
-    assert _module().entropy(torch.from_numpy(p)) == pytest.approx(expected, rel=1e-12)
+    assert load_benchmark("dino_heads").entropy(torch.from_numpy(p)) == pytest.approx(expected, rel=1e-12)
 
 
 def test_reads_every_head_of_a_mokd_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     overrides = dict(get_recipe("mokd").test_overrides)
     run = _run(tmp_path, "mokd", peer="vit_tiny_patch16_224", recipe_config=overrides)
-    assert _module().main([str(run), "--batch", "4"]) == 0
+    assert load_benchmark("dino_heads").main([str(run), "--batch", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()
     k = overrides["out_dim"]
     assert f"ln K = {math.log(k):.3f}" in lines[0] and "step 2" in lines[0]
@@ -55,4 +45,4 @@ def test_reads_every_head_of_a_mokd_run(tmp_path: Path, capsys: pytest.CaptureFi
 def test_refuses_a_run_of_another_recipe(tmp_path: Path) -> None:
     run = _run(tmp_path, "simclr")
     with pytest.raises(SystemExit, match="simclr run"):
-        _module().main([str(run)])
+        load_benchmark("dino_heads").main([str(run)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,18 +13,9 @@ import torch
 from compressor.eval.embed import embed_dataset
 from compressor.eval.knn import knn_top1
 from compressor.models.students import build_student
-from tests.conftest import requires_fmnist
+from tests.conftest import load_benchmark, requires_fmnist
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _quality_module():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @requires_fmnist
@@ -53,7 +43,7 @@ def test_quick_table_has_every_row_and_its_control(tmp_path: Path) -> None:
 
 @requires_fmnist
 def test_scorer_images_kept_in_memory_embed_as_the_data_sets_do() -> None:
-    quality = _quality_module()
+    quality = load_benchmark("quality")
     score = quality.Scorer(argparse.Namespace(data_root=None, eval_bank=300, eval_queries=100))
     torch.manual_seed(0)
     enc = build_student("resnet10t", 32)
