@@ -29,6 +29,7 @@ from compressor.engine.checkpoint import (
     list_checkpoints,
 )
 from compressor.engine.config import TrainConfig
+from compressor.engine.cpu_bf16 import guard_one_pixel_convs
 from compressor.engine.guards import (
     DivergenceWatch,
     check_state_finite,
@@ -88,6 +89,8 @@ class Trainer:
         self.recipe.to(self.device)
         if self.device.type == "cuda":
             self.recipe.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu" and self.autocast_dtype is torch.bfloat16:  # a oneDNN bug (cpu_bf16.py)
+            guard_one_pixel_convs(self.recipe)
         self.step_fn = ddp.wrap_step(self.recipe, self.dist, self.device)
         if cfg.compile:  # graph breaks (data-dependent caches, queues) fall back to eager, never to wrong results
             self.step_fn = torch.compile(self.step_fn)
