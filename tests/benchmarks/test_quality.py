@@ -55,3 +55,13 @@ def test_scorer_images_kept_in_memory_embed_as_the_data_sets_do() -> None:
     assert score.images(enc.spec)[0] is images_b  # computed once per spec
     knn, linear = score(enc, enc.spec)
     assert knn == 100 * knn_top1(xb, yb, xq, yq, k=20, t=0.07) and 0 <= linear <= 100
+
+
+def test_a_peer_recipe_and_its_control_train_at_the_same_precision() -> None:
+    """mokd's CPU-budget bf16 applies to its control as well (a fair comparison); other rows keep auto."""
+    quality = load_benchmark("quality")
+    args = quality.parse_args(["--recipes", "mokd", "dogo", "seed"])
+    _, plans = quality.build_rows(args, "runs/teacher")
+    precision = {plan["name"]: plan.get("precision", "auto") for plan in plans.values()}
+    assert precision["mokd-s0"] == precision["mokd-control-s1"] == quality.BUDGET_PRECISION["mokd"]
+    assert precision["dogo-s0"] == precision["dogo-control-s0"] == precision["seed-s0"] == "auto"
