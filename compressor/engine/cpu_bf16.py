@@ -4,7 +4,7 @@ With ``torch==2.14.1`` on CPU (oneDNN), a strided convolution with a kernel larg
 is one pixel high or wide — ``Conv2d(C, C', 3, stride=2, padding=1)`` on an ``N×C×1×1`` map, which is
 what a ResNet's last stage gets from a 16–32 px image — computes its *weight* gradient under bf16
 autocast from memory it never wrote: measured here (AMD EPYC Zen 4), 2 to 5 of 6 backward passes
-gave NaN, infinities or values of 1e15–1e22, the rest the right numbers. The forward pass and the
+gave NaN, infinities or values of 1e14–1e28, the rest the right numbers. The forward pass and the
 input gradient are right; fp32, and bf16 with oneDNN switched off, are right. The trainer's
 finiteness checks stop a run on the NaN cases, but a finite 1e15 gradient is clipped to the
 clipping norm and silently becomes a random update. Small-image CNN training with ``--precision
