@@ -3,6 +3,7 @@
 from compressor.engine.recipe import (
     KINDS,
     RECIPES,
+    SHORT_RUN_CROP,
     SHORT_RUN_OPTIMIZER,
     DataInfo,
     Recipe,
@@ -15,5 +16,5 @@ from compressor.engine.recipe import (
     register_recipe,
 )
 
-__all__ = ["KINDS", "RECIPES", "SHORT_RUN_OPTIMIZER", "DataInfo", "Recipe", "RecipeConfig", "StepOutput",
-           "build_optimizer", "get_recipe", "list_recipes", "make_config", "register_recipe"]
+__all__ = ["KINDS", "RECIPES", "SHORT_RUN_CROP", "SHORT_RUN_OPTIMIZER", "DataInfo", "Recipe", "RecipeConfig",
+           "StepOutput", "build_optimizer", "get_recipe", "list_recipes", "make_config", "register_recipe"]

@@ -8,20 +8,24 @@ teacher's embedding dimension.
 the student's augmented view, as above; ``clean`` shows it the whole image (resize + centre crop),
 so ``T`` depends on the image alone and ``--teacher-cache`` can hold it — the target is then the
 teacher's embedding of the image rather than of the crop.
+
+Augmentation: MoCo v2's, with the random resized crop's smallest area ``crop_scale_min`` (0.2; runs
+shorter than ``short_run_steps`` use 0.8, ``compressor.engine.recipe.SHORT_RUN_CROP``, which says why).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from compressor.data.transforms import SameView, Views, augment_transform, eval_transform
+from compressor.data.transforms import MOCO_V2_AUG, SameView, Views, augment_transform, eval_transform
 from compressor.errors import CompressorError
 from compressor.models.heads import mlp
-from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
 
 
 @dataclass
@@ -31,6 +35,8 @@ class FeatureKDConfig(RecipeConfig):
     weight_decay: float = 1e-4
     hidden_dim: int = 2048
     teacher_view: str = "augmented"  # augmented | clean (cacheable); see the module docstring
+    crop_scale_min: float = 0.2  # the random resized crop's smallest area fraction; short runs: 0.8
+    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
 
 
 def cosine_regression(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -55,9 +61,10 @@ class FeatureKD(Recipe[FeatureKDConfig]):
         self.teacher_cache_view = "t" if cfg.teacher_view == "clean" else None
 
     def views(self) -> Callable:
+        aug = replace(MOCO_V2_AUG, scale=(self.cfg.crop_scale_min, 1.0))
         if self.cfg.teacher_view == "clean":
-            return Views(x=augment_transform(self.student.spec), t=eval_transform(self.teacher.spec))
-        return SameView(x=self.student.spec, t=self.teacher.spec)
+            return Views(x=augment_transform(self.student.spec, aug), t=eval_transform(self.teacher.spec))
+        return SameView(aug, x=self.student.spec, t=self.teacher.spec)
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         t = self.teacher_embedding(batch, "t")

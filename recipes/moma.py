@@ -36,7 +36,8 @@ level is our choice (each one a config field where it is a number):
   on 75%-zeroed inputs would not fit them (``bn_stats_unmasked``; costs one more forward pass).
 * Target: the teacher's pooled embedding (CLS for MoCo v3, mean patch token for MAE — whatever the
   teacher zoo defines) on the **unmasked** image, each teacher at its own resolution and
-  normalisation. Teachers and student see one shared random crop (scale ``crop_scale_min``–1) and
+  normalisation. Teachers and student see one shared random crop (scale ``crop_scale_min``–1: 0.2,
+  or 0.8 in runs shorter than ``short_run_steps``, ``compressor.engine.recipe.SHORT_RUN_CROP``) and
   flip, MAE's pre-training augmentation, no colour jitter. ``teacher_view=clean`` instead shows the
   teachers the whole image (resize + centre crop, no flip): ``T_k`` then depends on the image alone,
   so with one teacher ``--teacher-cache`` can hold it (the target becomes the image's embedding rather
@@ -53,7 +54,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ from compressor.data.transforms import AugmentConfig, SameView, Views, augment_t
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.models.heads import mlp
-from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
 
 
 @dataclass
@@ -78,9 +79,10 @@ class MOMAConfig(RecipeConfig):
     bn_stats_unmasked: bool = True  # CNN BatchNorm running statistics from unmasked images
     hidden_dim: int = 2048  # projector Linear(d, hidden)-BN-ReLU-Linear(hidden, teacher width)
     teacher_loss_weights: tuple[float, ...] = ()  # one per teacher; empty = 1 each
-    crop_scale_min: float = 0.2
+    crop_scale_min: float = 0.2  # the shared random resized crop's smallest area fraction; short runs: 0.8
     ln_eps: float = 1e-6
     teacher_view: str = "augmented"  # augmented (the student's crop) | clean (whole image; cacheable)
+    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
 
 
 VIT_MASK_RATIO = 0.75  # MAE's, for students that drop the masked tokens

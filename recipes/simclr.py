@@ -2,12 +2,17 @@
 
 Two augmented views ``x1, x2`` of each image, projector ``g`` (d→2048→128), NT-Xent with τ = 0.5:
 ``L = NT-Xent(g(f(x1)), g(f(x2)))`` (``compressor.losses.contrastive.nt_xent``).
+
+Augmentation: crop scale ``crop_scale_min``–1 (0.2, as MoCo v2; runs shorter than ``short_run_steps``
+use 0.8 like every teacher→student recipe, ``compressor.engine.recipe.SHORT_RUN_CROP``, which says why),
+flip, jitter 0.8/0.8/0.8/0.2 with p = 0.8, grayscale 0.2 (no blur below 96 px).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
@@ -15,7 +20,7 @@ from compressor.data.transforms import AugmentConfig, Views, augment_transform
 from compressor.engine.distributed import gather_with_grad
 from compressor.losses.contrastive import nt_xent
 from compressor.models.heads import mlp
-from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
 
 
 @dataclass
@@ -25,6 +30,8 @@ class SimCLRConfig(RecipeConfig):
     weight_decay: float = 1e-6
     temperature: float = 0.5
     projector_dims: tuple[int, ...] = (2048, 128)
+    crop_scale_min: float = 0.2  # the random resized crop's smallest area fraction; short runs: 0.8
+    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
 
 
 @register_recipe
@@ -39,7 +46,8 @@ class SimCLR(Recipe[SimCLRConfig]):
         self.projector = mlp(student.embed_dim, cfg.projector_dims)
 
     def views(self) -> Callable:
-        aug = augment_transform(self.student.spec, AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2)))
+        aug = augment_transform(self.student.spec, AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0),
+                                                                       jitter=(0.8, 0.8, 0.8, 0.2)))
         return Views(x1=aug, x2=aug)
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:

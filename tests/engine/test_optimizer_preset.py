@@ -7,7 +7,13 @@ import torch
 import yaml
 
 from compressor.engine.config import TrainConfig
-from compressor.engine.recipe import SHORT_RUN_OPTIMIZER, get_recipe, make_config, resolve_optimizer_preset
+from compressor.engine.recipe import (
+    SHORT_RUN_CROP,
+    SHORT_RUN_OPTIMIZER,
+    get_recipe,
+    make_config,
+    resolve_optimizer_preset,
+)
 from compressor.engine.setup import build_components
 from compressor.errors import CompressorError
 
@@ -75,3 +81,25 @@ def test_mokd_rates_given_by_hand_keep_the_papers_optimisers() -> None:
     assert resolve_optimizer_preset(make_config(mokd), 10).optimizer_preset == "short"
     for key in ("cnn_lr", "vit_lr"):
         assert resolve_optimizer_preset(make_config(mokd, {key: 0.2}), 10, {key: 0.2}).optimizer_preset == "paper"
+
+
+CROP_RECIPES = ("simclr", "feature-kd", "seed", "mvmr", "moma")  # the control and every teacher→student recipe
+
+
+@pytest.mark.parametrize("name", CROP_RECIPES)
+def test_short_runs_crop_milder_and_long_runs_keep_the_papers_crop(name: str) -> None:
+    recipe = get_recipe(name)
+    assert make_config(recipe).crop_scale_min == 0.2  # the papers' (MoCo v2 / SimCLR) crop, declared
+    assert resolve_optimizer_preset(make_config(recipe), 5000).crop_scale_min == 0.2
+    assert resolve_optimizer_preset(make_config(recipe), 156).crop_scale_min == SHORT_RUN_CROP["crop_scale_min"]
+    given = resolve_optimizer_preset(make_config(recipe, {"crop_scale_min": 0.3}), 156, {"crop_scale_min": 0.3})
+    assert (given.optimizer_preset, given.crop_scale_min) == ("short", 0.3)  # a crop is not a rate: still short
+
+
+def test_every_teacher_to_student_recipe_and_the_control_get_the_short_crop() -> None:
+    from compressor.recipes import list_recipes
+
+    kd = {r.name for r in list_recipes() if r.kind == "teacher→student"}
+    assert kd | {"simclr"} == set(CROP_RECIPES)  # a new teacher→student recipe is compared at the control's crop
+    for r in list_recipes():
+        assert (r.name in CROP_RECIPES) == (r.Config.short_run_settings.get("crop_scale_min") is not None)

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from torchvision.transforms import v2
 
 from compressor.data.datasets import SyntheticDataset
 from compressor.data.loader import ViewDataset, collate_views
@@ -65,3 +66,25 @@ def test_one_cpu_step(recipe_cls: type[Recipe], teacher) -> None:
         assert all(not p.requires_grad for p in t.parameters())
     state = recipe.trainable_state_dict()
     assert not any(k.startswith("teachers.") for k in state)
+
+
+def _crops(view: object) -> list[v2.RandomResizedCrop]:
+    """Every random resized crop inside a recipe's view callable (Views, SameView, Compose, RandomApply)."""
+    if isinstance(view, v2.RandomResizedCrop):
+        return [view]
+    children: list[object] = []
+    for attr in ("transforms", "augment"):
+        value = getattr(view, attr, None)
+        children += list(value.values()) if isinstance(value, dict) else list(value or []) if attr == "transforms" \
+            else [value] if value is not None else []
+    return [c for child in children for c in _crops(child)]
+
+
+@pytest.mark.parametrize("recipe_cls", [r for r in list_recipes()
+                                        if "crop_scale_min" in {f.name for f in dataclasses.fields(r.Config)}],
+                         ids=lambda r: r.name)
+def test_views_crop_with_the_configured_scale(recipe_cls: type[Recipe], teacher, monkeypatch) -> None:
+    monkeypatch.setitem(SMALL, "crop_scale_min", 0.65)
+    recipe = _build(recipe_cls, teacher)
+    crops = _crops(recipe.views())
+    assert crops and all(c.scale == (0.65, 1.0) for c in crops), [c.scale for c in crops]
