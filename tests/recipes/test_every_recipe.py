@@ -72,11 +72,8 @@ def _crops(view: object) -> list[v2.RandomResizedCrop]:
     """Every random resized crop inside a recipe's view callable (Views, SameView, Compose, RandomApply)."""
     if isinstance(view, v2.RandomResizedCrop):
         return [view]
-    children: list[object] = []
-    for attr in ("transforms", "augment"):
-        value = getattr(view, attr, None)
-        children += list(value.values()) if isinstance(value, dict) else list(value or []) if attr == "transforms" \
-            else [value] if value is not None else []
+    inner = getattr(view, "transforms", None) or getattr(view, "augment", None) or []  # Views: a dict
+    children = list(inner.values()) if isinstance(inner, dict) else list(inner) if isinstance(inner, list) else [inner]
     return [c for child in children for c in _crops(child)]
 
 
