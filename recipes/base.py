@@ -8,6 +8,7 @@ from compressor.engine.recipe import (
     DataInfo,
     Recipe,
     RecipeConfig,
+    ShortRunCropConfig,
     StepOutput,
     build_optimizer,
     get_recipe,
@@ -17,4 +18,5 @@ from compressor.engine.recipe import (
 )
 
 __all__ = ["KINDS", "RECIPES", "SHORT_RUN_CROP", "SHORT_RUN_OPTIMIZER", "DataInfo", "Recipe", "RecipeConfig",
-           "StepOutput", "build_optimizer", "get_recipe", "list_recipes", "make_config", "register_recipe"]
+           "ShortRunCropConfig", "StepOutput", "build_optimizer", "get_recipe", "list_recipes", "make_config",
+           "register_recipe"]

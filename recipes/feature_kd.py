@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,18 +24,16 @@ import torch.nn.functional as F
 from compressor.data.transforms import MOCO_V2_AUG, SameView, Views, augment_transform, eval_transform
 from compressor.errors import CompressorError
 from compressor.models.heads import mlp
-from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass
-class FeatureKDConfig(RecipeConfig):
+class FeatureKDConfig(ShortRunCropConfig):
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     hidden_dim: int = 2048
     teacher_view: str = "augmented"  # augmented | clean (cacheable); see the module docstring
-    crop_scale_min: float = 0.2  # the random resized crop's smallest area fraction; short runs: 0.8
-    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
 
 
 def cosine_regression(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

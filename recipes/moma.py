@@ -54,7 +54,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -65,11 +65,11 @@ from compressor.data.transforms import AugmentConfig, SameView, Views, augment_t
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.models.heads import mlp
-from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass
-class MOMAConfig(RecipeConfig):
+class MOMAConfig(ShortRunCropConfig):
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -79,10 +79,8 @@ class MOMAConfig(RecipeConfig):
     bn_stats_unmasked: bool = True  # CNN BatchNorm running statistics from unmasked images
     hidden_dim: int = 2048  # projector Linear(d, hidden)-BN-ReLU-Linear(hidden, teacher width)
     teacher_loss_weights: tuple[float, ...] = ()  # one per teacher; empty = 1 each
-    crop_scale_min: float = 0.2  # the shared random resized crop's smallest area fraction; short runs: 0.8
     ln_eps: float = 1e-6
     teacher_view: str = "augmented"  # augmented (the student's crop) | clean (whole image; cacheable)
-    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
 
 
 VIT_MASK_RATIO = 0.75  # MAE's, for students that drop the masked tokens

@@ -57,11 +57,11 @@ from compressor.data.transforms import MVMR_AUG, Views, augment_transform, eval_
 from compressor.engine.distributed import gather_with_grad
 from compressor.losses.dcor import distance_correlation
 from compressor.models.heads import mlp
-from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import SHORT_RUN_CROP, Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass
-class MVMRConfig(RecipeConfig):
+class MVMRConfig(ShortRunCropConfig):
     optimizer: str = "adam"
     lr: float = 1e-4
     weight_decay: float = 1e-6
@@ -75,7 +75,6 @@ class MVMRConfig(RecipeConfig):
     w_dcor_views: float = 1.0
     w_dcor_teacher: float = 1.0  # the paper's; the short preset sets 64 (see the module docstring)
     cache_teacher: bool = False
-    crop_scale_min: float = 0.2  # the augmented view's random resized crop: smallest area; short runs: 0.8
     short_run_settings: ClassVar[dict[str, Any]] = {"w_dcor_teacher": 64.0, **SHORT_RUN_CROP}
 
 

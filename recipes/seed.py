@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,11 +52,11 @@ from torch import nn
 from compressor.data.transforms import MOCO_V2_AUG, SameView
 from compressor.losses.queue import EmbeddingQueue
 from compressor.models.encoder import Encoder
-from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass
-class SEEDConfig(RecipeConfig):
+class SEEDConfig(ShortRunCropConfig):
     optimizer: str = "sgd"
     lr: float = 0.03  # × batch/256
     scale_lr_by_batch: bool = True
@@ -69,8 +69,6 @@ class SEEDConfig(RecipeConfig):
     hidden_dim: int = 0  # width of the student head's hidden layer; 0 = the student's d (the authors')
     temperature_student: float = 0.2
     temperature_teacher: float = 1e-4
-    crop_scale_min: float = 0.2  # the random resized crop's smallest area fraction; short runs: 0.8
-    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
 
 
 def queue_size_for(num_images: int, batch_size: int) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 import torch
 
@@ -20,18 +19,16 @@ from compressor.data.transforms import AugmentConfig, Views, augment_transform
 from compressor.engine.distributed import gather_with_grad
 from compressor.losses.contrastive import nt_xent
 from compressor.models.heads import mlp
-from compressor.recipes.base import SHORT_RUN_CROP, Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass
-class SimCLRConfig(RecipeConfig):
+class SimCLRConfig(ShortRunCropConfig):
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-6
     temperature: float = 0.5
     projector_dims: tuple[int, ...] = (2048, 128)
-    crop_scale_min: float = 0.2  # the random resized crop's smallest area fraction; short runs: 0.8
-    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
 
 
 @register_recipe
