@@ -23,6 +23,10 @@ Choices where the paper is unclear:
   per-row KL, so ``w = 1`` would make the distillation term negligible and DoGo two SimCLR runs. The
   strong pull is on model 1, the student (pass the smaller model as ``--student``). The logs carry
   ``kd_share_1``/``kd_share_2``, the share of each model's loss that is the weighted KL term.
+* Each view goes through its model in a forward of its own, so BatchNorm normalises each view with
+  its own batch statistics, as the authors' ``SimCLR.forward`` does (``f(x)``, then ``f(y)``;
+  NeurAI-Lab/DoGo, branch ``dogo``, ``models/simclr.py``). ``shared_bn=True`` concatenates the two
+  views into one forward instead (one set of statistics over both views, SimCLR's global-BN habit).
 * Augmentation: SimCLR's (crop scale 0.2–1, flip, jitter 0.8/0.8/0.8/0.2 p=0.8, grayscale 0.2,
   blur p=0.5), each model at its own resolution and normalisation.
 * Optimisation: Adam, lr 3e-4, wd 1e-6 (L2, Adam's coupled form) for both models; the schedule is
@@ -59,6 +63,7 @@ class DoGoConfig(RecipeConfig):
     w_1: float = 100.0  # KL weight of the student (model 1), the authors' template
     w_2: float = 1.0  # KL weight of the peer (model 2)
     projector_dims: tuple[int, ...] = (512, 128)
+    shared_bn: bool = False  # True: both views in one forward (shared BN statistics); the authors run two
 
 
 def similarity_log_probs(zx: torch.Tensor, zy: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -118,11 +123,12 @@ class DoGo(Recipe[DoGoConfig]):
 
         return [trainable(self.student, self.head), trainable(self.peer, self.peer_head)]
 
-    @staticmethod
-    def _project(enc: nn.Module, head: nn.Module, x: torch.Tensor, y: torch.Tensor
+    def _project(self, enc: nn.Module, head: nn.Module, x: torch.Tensor, y: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        zx, zy = head(enc(torch.cat([x, y]))).split(x.shape[0])
-        return zx, zy
+        if self.cfg.shared_bn:
+            zx, zy = head(enc(torch.cat([x, y]))).split(x.shape[0])
+            return zx, zy
+        return head(enc(x)), head(enc(y))  # the authors': each view with its own BN statistics
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         z1 = self._project(self.student, self.head, batch["x1"], batch["y1"])

@@ -35,6 +35,9 @@ class TrainConfig:
                                                "or `pretrained` (timm's weights from the hub cache or the hub); "
                                                "the classifier is dropped, every other key must fit.")
     peer: str | None = option(None, "Second trainable model for peer recipes (see `compress list recipes`).")
+    peer_weights: str | None = option(None, "Start the peer from a run directory of the same architecture "
+                                            "(its student.safetensors) or a weights file (as --student-weights); "
+                                            "recorded in run.json. Default: random init, as the papers.")
     recipe: str = option("mvmr", "Recipe (see `compress list recipes`).")
     data: str = option("", "A folder of images (class sub-folders give labels), `fashion-mnist` or `synthetic`.")
     data_root: str | None = option(None, "Where to look for fashion-mnist first.")

@@ -89,9 +89,37 @@ def check_recipe_inputs(recipe_cls: type[Recipe[Any]], cfg: TrainConfig) -> None
         raise CompressorError(f"recipe {name} takes one teacher, got {n}; recipes that take several: {several}")
     if recipe_cls.needs_peer and not cfg.peer:
         raise CompressorError(f"recipe {name} trains a pair: pass --peer NAME (any timm model)")
+    if cfg.peer_weights and not cfg.peer:
+        raise CompressorError("--peer-weights starts the peer of a pair recipe: pass --peer NAME too, or drop it")
     if not recipe_cls.needs_peer and cfg.peer:
         pairs = ", ".join(r.name for r in list_recipes() if r.needs_peer) or "none"
         raise CompressorError(f"recipe {name} trains one model; drop --peer (recipes that take one: {pairs})")
+
+
+def load_peer_weights(peer: Encoder, weights: str, *, trust: bool = False) -> dict[str, Any]:
+    """Load ``weights`` into ``peer``: a run directory (its saved student, same architecture, size and stem)
+    or a file in any format ``--student-weights`` reads. Returns what run.json records."""
+    from pathlib import Path
+
+    from compressor.rundir import RunDir
+
+    if Path(weights).is_dir():
+        from compressor.models.saved import load_encoder
+
+        run = RunDir(weights)
+        saved = load_encoder(run.path)
+        mine = (peer.arch, peer.spec.image_size, getattr(peer, "stem", "imagenet"))
+        theirs = (saved.arch, saved.spec.image_size, getattr(saved, "stem", "imagenet"))
+        if mine != theirs:
+            raise CompressorError(f"--peer-weights {weights}: that run saved {theirs[0]} at {theirs[1]} px "
+                                  f"(stem {theirs[2]}), the peer is {mine[0]} at {mine[1]} px (stem {mine[2]}); "
+                                  "pass a run of the same --peer, --peer-image-size and --stem")
+        peer.backbone.load_state_dict(saved.backbone.state_dict())
+        log.info("peer %s starts from the run %s", peer.arch, run.path)
+        return {"weights": f"run:{run.path}"}
+    from compressor.models.student_weights import load_student_weights
+
+    return load_student_weights(peer, weights, trust=trust)
 
 
 def _cache_source(cfg: TrainConfig) -> dict[str, Any] | None:
@@ -146,6 +174,8 @@ def build_components(cfg: TrainConfig) -> Components:
         student.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
             student, cfg.student_weights, trust=cfg.trust_checkpoint)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
+    if peer is not None and cfg.peer_weights:
+        peer.weights_info = load_peer_weights(peer, cfg.peer_weights, trust=cfg.trust_checkpoint)  # type: ignore[assignment]  # read by run.json
     source = _cache_source(cfg)
     with torch.random.fork_rng(devices=[]):  # the heads' initial weights do not depend on how the teacher came
         teachers = _cache_stand_in(cfg, dataset, source) or build_teachers(cfg)  # (built, random, or a complete cache)

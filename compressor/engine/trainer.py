@@ -137,6 +137,8 @@ class Trainer:
         teachers = [getattr(t, "info", {"name": t.name}) for t in self.recipe.teachers]
         student = getattr(self.recipe.student, "weights_info", None) or {"weights": "random init"}
         meta = {"recipe": self.cfg.recipe, "kind": self.recipe.kind, "teachers": teachers, "student": student,
+                **({"peer": getattr(self.recipe.peer, "weights_info", None) or {"weights": "random init"}}
+                   if self.recipe.peer is not None else {}),
                 "device": str(self.device), "precision": str(self.autocast_dtype or "fp32"),
                 "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                 "torch": torch.__version__}

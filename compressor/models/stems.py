@@ -14,6 +14,10 @@ CIFAR ResNets use a 3×3 stride-1 stem and no max-pool. ``small`` does that:
 
 The cost: a ×16 (ResNets) or ×4 (the others) larger compute per image at a given input size.
 
+* ViTs (timm ``VisionTransformer``: a ``patch_embed`` with a ``patch_size``), on an explicit ``small``
+  only: the same architecture built with 4× smaller patches (16 → 4 px, the CIFAR ViTs' patch), so a
+  32 px image is 8×8 tokens instead of 2×2. The cost: ×16 tokens. ``auto`` keeps a ViT's patches.
+
 ``auto`` (the default of ``--stem``) picks ``small`` below :data:`SMALL_INPUT_BELOW` px for an
 architecture this module can adapt and ``imagenet`` otherwise: the authors switch below ~100 px, and
 above it the stock stem leaves a last-stage map of ≥ 3×3. The resolved choice is recorded in
@@ -49,6 +53,21 @@ def _stem_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d] | None:
     if isinstance(inner, nn.Conv2d) and inner.kernel_size == (3, 3):  # RegNet's ConvNormAct stem
         return model.stem, "conv", inner  # type: ignore[return-value]  # nn.Module attribute lookup
     return None
+
+
+def vit_patch(model: nn.Module) -> int | None:
+    """The patch side of a timm ViT (``patch_embed.patch_size``), or ``None`` for other models."""
+    size = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    if size is None:
+        return None
+    return int(size[0] if isinstance(size, tuple | list) else size)
+
+
+def small_vit_patch(patch: int, arch: str) -> int:
+    """The ``small`` stem's patch for a ViT of patch ``patch``: a quarter of it, at least 2 px."""
+    if patch < 8:
+        raise CompressorError(f"--stem small cannot shrink {arch!r}'s {patch}px patches further; use --stem imagenet")
+    return patch // 4
 
 
 def can_adapt(model: nn.Module) -> bool:

@@ -9,7 +9,7 @@ from torch import nn
 
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder, InputSpec, output_width
-from compressor.models.stems import apply_small_stem, resolve_stem
+from compressor.models.stems import apply_small_stem, resolve_stem, small_vit_patch, vit_patch
 from compressor.registry import unknown_name_message
 
 
@@ -36,9 +36,14 @@ def create_timm_backbone(arch: str, image_size: int | None = None, *, stem: str 
     if model is None:
         model = timm.create_model(arch, **kwargs)
     size = image_size or int((getattr(model, "pretrained_cfg", {}) or {}).get("input_size", (3, 224, 224))[-1])
-    kind = resolve_stem(stem, model, size)
-    if kind == "small":
-        apply_small_stem(model, arch)
+    patch = vit_patch(model)
+    if stem == "small" and patch is not None:  # a ViT: the same network on 4x smaller patches (asked for only)
+        model = timm.create_model(arch, img_size=size, patch_size=small_vit_patch(patch, arch), **kwargs)
+        kind = "small"
+    else:
+        kind = resolve_stem(stem, model, size)
+        if kind == "small":
+            apply_small_stem(model, arch)
     model.stem_kind = kind  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
     return model
 

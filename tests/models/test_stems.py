@@ -10,7 +10,7 @@ from torch import nn
 
 from compressor.errors import CompressorError
 from compressor.models.saved import load_encoder, save_encoder
-from compressor.models.stems import SMALL_INPUT_BELOW
+from compressor.models.stems import SMALL_INPUT_BELOW, small_vit_patch
 from compressor.models.students import build_student
 
 
@@ -49,11 +49,22 @@ def test_auto_switches_below_the_threshold_only_where_it_can() -> None:
 
 
 def test_unadaptable_architectures_fail_clearly() -> None:
-    for arch in ("vit_tiny_patch16_224", "convnext_atto"):
-        with pytest.raises(CompressorError, match="--stem imagenet"):
-            build_student(arch, 32, stem="small")
+    with pytest.raises(CompressorError, match="--stem imagenet"):
+        build_student("convnext_atto", 32, stem="small")
+    with pytest.raises(CompressorError, match="cannot shrink .* 4px patches further; use --stem imagenet"):
+        small_vit_patch(4, "a_vit_patch4")
     with pytest.raises(CompressorError, match="auto, imagenet or small"):
         build_student("resnet18", 32, stem="tiny")
+
+
+def test_a_vit_asked_for_the_small_stem_gets_quarter_patches() -> None:
+    """``--stem small`` on a ViT: 16 px patches become 4 px ones, so 32 px is 8x8 tokens (CIFAR ViTs)."""
+    torch.manual_seed(0)
+    enc = build_student("vit_tiny_patch16_224", 32, stem="small")
+    assert enc.stem == "small" and tuple(enc.backbone.patch_embed.patch_size) == (4, 4)
+    tokens = enc.backbone.forward_features(torch.randn(2, 3, 32, 32))
+    assert tokens.shape[1] == enc.backbone.num_prefix_tokens + 64
+    assert enc(torch.randn(2, 3, 32, 32)).shape == (2, 192)
 
 
 def test_saved_run_rebuilds_the_trained_stem(tmp_path) -> None:

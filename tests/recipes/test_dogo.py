@@ -133,3 +133,19 @@ def test_default_weights_make_the_kd_term_a_visible_share_of_the_students_loss()
     assert float(100.0 * terms["kl_1"] / terms["loss_1"]) > 0.1
     out = recipe.step(batch)
     assert float(out.logs["kd_share_1"]) == pytest.approx(float(100.0 * terms["kl_1"] / terms["loss_1"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("shared_bn", [False, True])
+def test_each_view_has_its_own_batchnorm_statistics_as_the_authors(shared_bn: bool) -> None:
+    """NeurAI-Lab/DoGo's ``SimCLR.forward`` runs ``f(x)`` and ``f(y)`` apart: in train mode the projection of
+    ``x`` must not depend on ``y`` (BN statistics per view). ``shared_bn=True`` is one forward over both."""
+    recipe = _pair()
+    recipe.cfg.shared_bn = shared_bn
+    recipe.train()
+    batch = _batch(recipe)
+    with torch.no_grad():
+        zx, _ = recipe._project(recipe.student, recipe.head, batch["x1"], batch["y1"])
+        zx_other_y, _ = recipe._project(recipe.student, recipe.head, batch["x1"], batch["y1"].flip(0) * 0.5)
+        alone = recipe.head(recipe.student(batch["x1"]))
+    assert torch.allclose(zx, zx_other_y) is not shared_bn
+    assert torch.allclose(zx, alone) is not shared_bn

@@ -1,0 +1,365 @@
+"""Do the peer methods do what their papers claim? Each peer recipe against its own control, at equal budget.
+
+    python benchmarks/peers.py --out runs/peers                  # the table (CPU: see docs/benchmarks.md)
+    python benchmarks/peers.py --out runs/peers --seeds 3 4 5    # any seeds
+    python benchmarks/peers.py --out runs/peers-ci --quick       # a minute: checks the script end to end
+
+Each recipe runs in a set-up where its paper's premise holds (``SETUPS``; docs/benchmarks.md gives the
+evidence for each choice) and is scored with the figures its paper uses:
+
+* **dogo** (self-supervised peers): the smaller network and its larger peer trained together against the
+  same pair with the distillation switched off (``w_1 = w_2 = 0``: two SimCLR runs). DoGo's premise is a
+  clearly stronger peer that the smaller one can follow; a CPU budget cannot train one from scratch, so the
+  peer starts from a trained checkpoint (``--peer-weights``, in both arms): a ResNet-18 this script trains
+  with labels on the same images for the same epochs (or ``--dogo-peer RUN``). kNN (k=20, T=0.07) and the
+  linear probe of the frozen embeddings.
+* **css** (supervised peers): top-1 test accuracy of each network (its own branches' ensemble, the paper's
+  inference) and of the two networks' ensemble, against each network trained alone with cross-entropy on
+  the same images, epochs, optimiser and crop. Both networks are trained to fit their training images
+  (a small labelled subset, many epochs) with the small-input stem, so css's corner masks cover 4×4 of
+  the 16×16 trunk map, as on CIFAR.
+* **mokd** (self-supervised peers, a CNN and a ViT with DINO heads): kNN and linear of each network against
+  the pair trained with λ = 0, at sizes where no T-Head sees a 1×1 map and no local crop is one token; the
+  entropy of each EMA teacher's sharpened, centred target is reported against ln K (the heads' uniform
+  state is ln K: nothing is distilled until they leave it).
+
+Each row: mean ± half the spread (max − min) over ``--seeds`` (default three), the gain over its control and
+the wall time. ``peers.json`` holds ``{recipe: {"gain": …, "spread": …, …}}`` for the smaller network (dogo,
+mokd) or the weaker of the two networks' gains (css); ``spread`` is the larger half-spread of the two rows
+compared, so a gain counts when ``gain > spread``. Runs already in ``--out`` are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import Scorer, parse_sets  # noqa: E402  (a benchmark script beside this one)
+
+from compressor.engine.checkpoint import load_latest_checkpoint  # noqa: E402
+from compressor.engine.config import TrainConfig, read_yaml_config, resolve_config  # noqa: E402
+from compressor.engine.setup import build_components  # noqa: E402
+from compressor.engine.trainer import train  # noqa: E402
+from compressor.models.saved import load_encoder  # noqa: E402
+from compressor.recipes import get_recipe  # noqa: E402
+from compressor.rundir import RunDir  # noqa: E402
+
+PEER_RECIPES = ("css", "dogo", "mokd")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One recipe's set-up: the pair, the images, the budget and the recipe's own settings."""
+
+    student: str
+    peer: str
+    image_size: int
+    stem: str
+    images: int
+    epochs: int
+    batch_size: int
+    recipe_config: dict[str, Any] = field(default_factory=dict)
+    peer_image_size: int | None = None
+    precision: str = "auto"
+    peer_from_teacher: bool = False  # dogo: the peer starts from a trained checkpoint (both arms)
+    why: str = ""
+
+
+# CPU set-ups (2 cores, the whole script within about an hour); docs/benchmarks.md has the evidence behind each.
+SETUPS: dict[str, Setup] = {
+    "dogo": Setup(student="resnet10t", peer="resnet18", image_size=32, stem="imagenet", images=10_000, epochs=2,
+                  batch_size=128, peer_from_teacher=True,
+                  why="the peer resnet18 starts from a supervised checkpoint of the same images and epochs (a CPU "
+                      "budget cannot train a clearly stronger self-supervised peer); both arms start it there"),
+    "css": Setup(student="resnet10t", peer="resnet10t", image_size=16, stem="small", images=500, epochs=30,
+                 batch_size=64,
+                 why="500 labelled images for 30 epochs (the networks fit them), small stem at 16 px: "
+                     "a 16x16 trunk map, 4x4 corner masks"),
+    "mokd": Setup(student="resnet10t", peer="vit_tiny_patch16_224", image_size=32, stem="small", images=10_000,
+                  epochs=2, batch_size=128, precision="bf16",
+                  recipe_config={"out_dim": 4096, "n_local_crops": 2},
+                  why="small stem (4x4 last map at 32 px, 2x2 on 16 px local crops) and 4 px ViT patches "
+                      "(64 tokens, 16 on a local crop); K = 4096 and 2 local crops for the CPU budget"),
+}
+# The same, at a budget for one GPU (docs/benchmarks.md, "Peer methods on a GPU"): the papers' sizes where
+# a GPU hour allows them.
+GPU_SETUPS: dict[str, Setup] = {
+    "dogo": replace(SETUPS["dogo"], stem="small", images=60_000, epochs=100, batch_size=256,
+                    peer_from_teacher=False, why="both from scratch, 100 epochs of all 60k images"),
+    "css": replace(SETUPS["css"], peer="resnet18", image_size=32, images=60_000, epochs=100, batch_size=128,
+                   why="all 60k images, 100 epochs, 32 px small stem"),
+    "mokd": replace(SETUPS["mokd"], images=60_000, epochs=100, batch_size=256, precision="auto",
+                    recipe_config={"out_dim": 65536, "n_local_crops": 8},
+                    why="the paper's heads (K = 65536) and 8 local crops, 100 epochs of all 60k images"),
+}
+
+
+@dataclass
+class Row:
+    label: str
+    recipe: str
+    model: str  # which saved model of the run: student | peer
+    metric: str  # knn | top1
+    control: str | None = None
+    values: list[float] = field(default_factory=list)
+    linear: list[float] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/peers", help="where the runs and the table go")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--recipes", nargs="+", default=list(PEER_RECIPES), choices=PEER_RECIPES)
+    p.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the figures")
+    p.add_argument("--gpu", action="store_true", help="the GPU set-ups (GPU_SETUPS): the papers' sizes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dogo-peer", default=None,
+                   help="a run directory of dogo's peer architecture to start the peer from (default: a resnet18 "
+                        "this script trains with labels on the same images and epochs)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--eval-bank", type=int, default=10_000)
+    p.add_argument("--eval-queries", type=int, default=10_000, help="test images scored (kNN, linear, top-1)")
+    p.add_argument("--set", dest="sets", nargs="*", default=[], metavar="RECIPE.KEY=VALUE",
+                   help="override a recipe's config in both arms (e.g. dogo.w_1=10); one --out per setting")
+    args = p.parse_args(argv)
+    args.overrides = parse_sets(args.sets)
+    if args.quick:
+        args.eval_bank, args.eval_queries, args.seeds = 256, 128, args.seeds[:1]
+    return args
+
+
+def setup_for(args: argparse.Namespace, recipe: str) -> Setup:
+    s = (GPU_SETUPS if args.gpu else SETUPS)[recipe]
+    s = replace(s, recipe_config={**s.recipe_config, **args.overrides.get(recipe, {})})
+    if args.quick:  # small images and short runs: the script's path, not its figures
+        s = replace(s, images=128, epochs=1, batch_size=32)
+    return s
+
+
+def train_run(args: argparse.Namespace, name: str, **kw: Any) -> Path:
+    """Train (or reuse) ``<out>/<name>``."""
+    out = RunDir(Path(args.out) / name)
+    if out.is_finished():
+        return out.path
+    cfg: dict[str, Any] = dict(data="fashion-mnist", data_root=args.data_root, out=str(out.path), device=args.device,
+                               checkpoint_every=100_000, resume=out.checkpoints_dir.is_dir(),
+                               workers=0 if args.quick else 1)
+    cfg.update(kw)
+    if args.quick:
+        cfg["max_steps"] = 2
+    started = time.perf_counter()
+    train(TrainConfig(**cfg), progress=False)
+    print(f"  trained {name} in {time.perf_counter() - started:.0f} s", flush=True)
+    return out.path
+
+
+def pair_kwargs(s: Setup, recipe: str, seed: int, peer_weights: str | None) -> dict[str, Any]:
+    return dict(student=s.student, peer=s.peer, recipe=recipe, image_size=s.image_size, stem=s.stem,
+                peer_image_size=s.peer_image_size, max_images=s.images, epochs=s.epochs, batch_size=s.batch_size,
+                precision=s.precision, seed=seed, peer_weights=peer_weights)
+
+
+def load_trained(run: Path) -> Any:
+    """A finished run's components rebuilt from its ``config.yaml``, the recipe with its last checkpoint's weights."""
+    parts = build_components(resolve_config(read_yaml_config(RunDir(run).config_path)))
+    state, _ = load_latest_checkpoint(run)
+    parts.recipe.load_trainable_state_dict(state["recipe"])
+    parts.recipe.eval()
+    return parts
+
+
+@torch.no_grad()
+def css_top1(run: Path, score: Scorer) -> dict[str, float]:
+    """Top-1 of each css network (its branches' ensemble, css's inference) and of the two networks together."""
+    from compressor.recipes.css import ensemble_logits
+
+    recipe = load_trained(run).recipe
+    _, _, xq, yq = score.images(recipe.student.spec)
+    _, _, pq, _ = score.images(recipe.peer.spec)
+    probs: dict[str, list[torch.Tensor]] = {"student": [], "peer": []}
+    for x, p in zip(xq.split(256), pq.split(256), strict=True):
+        probs["student"].append(F.softmax(ensemble_logits(recipe.net_a(x)).float(), 1))
+        probs["peer"].append(F.softmax(ensemble_logits(recipe.net_b(p)).float(), 1))
+    a, b = torch.cat(probs["student"]), torch.cat(probs["peer"])
+    return {"student": _acc(a, yq), "peer": _acc(b, yq), "ensemble": _acc(a + b, yq)}
+
+
+@torch.no_grad()
+def supervised_top1(run: Path, score: Scorer) -> float:
+    """Top-1 of a ``supervised`` run's classifier on the scored test images."""
+    recipe = load_trained(run).recipe
+    _, _, xq, yq = score.images(recipe.student.spec)
+    logits = torch.cat([recipe.classifier(recipe.student(x)).float() for x in xq.split(256)])
+    return _acc(logits, yq)
+
+
+def _acc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    return 100 * float((scores.argmax(1) == labels).float().mean())
+
+
+@torch.no_grad()
+def mokd_target_entropy(run: Path, batch: int = 128) -> dict[str, float]:
+    """Entropy (nats) of each EMA teacher's centred, sharpened MLP-head target on the run's own global crops."""
+    from compressor.data.loader import ViewDataset, collate_views
+
+    parts = load_trained(run)
+    recipe = parts.recipe.train()  # as in training: the teachers see batch statistics
+    views = ViewDataset(parts.dataset, recipe.views(), seed=0)
+    b = collate_views([views[i] for i in range(min(batch, len(views)))])
+    glob = torch.cat([b["g0"], b["g1"]])
+    out: dict[str, float] = {"ln_K": math.log(recipe.cfg.out_dim)}
+    for key in ("student", "peer"):
+        x = glob if key == "student" else glob * recipe.peer_scale + recipe.peer_shift
+        logits = recipe.ema_net(key)(x).mlp
+        p = F.softmax((logits - recipe.losses[key]["mlp"].center) / float(recipe.teacher_temp), dim=1)
+        out[key] = float(-(p * p.clamp_min(1e-30).log()).sum(1).mean())
+    return out
+
+
+def mean_spread(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (max(values) - min(values)) / 2
+
+
+def fmt(values: list[float]) -> str:
+    if not values:
+        return "—"
+    m, s = mean_spread(values)
+    return f"{m:.2f} ± {s:.2f}" if len(values) > 1 else f"{m:.2f}"
+
+
+def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer, teacher: str | None) -> dict[str, Any]:
+    """Train and score one recipe's rows over the seeds; returns its rows, gains and wall time."""
+    started = time.perf_counter()
+    s = setup_for(args, recipe)
+    cls = get_recipe(recipe)
+    peer_weights = teacher if s.peer_from_teacher else None
+    rows: list[Row] = []
+    extra: dict[str, Any] = {}
+    if recipe == "css":
+        for model, arch in (("student", s.student), ("peer", s.peer)):
+            alone = Row(f"{arch} ({model}) alone, cross-entropy", recipe, model, "top1")
+            rows += [alone, Row(f"{arch} ({model}) with css", recipe, model, "top1", control=alone.label)]
+        rows.append(Row("css ensemble of both networks", recipe, "ensemble", "top1"))
+        for seed in args.seeds:
+            run = train_run(args, f"css-s{seed}", **pair_kwargs(s, "css", seed, None),
+                            recipe_config=dict(s.recipe_config))
+            top1 = css_top1(run, score)
+            for model, arch in (("student", s.student), ("peer", s.peer)):
+                # each network alone: the same images, epochs, batch, optimiser, weight decay and crop as css
+                css_cfg = RunDir(run).read_config()["recipe_config"]
+                ce = train_run(args, f"ce-{model}-s{seed}", student=arch, recipe="supervised", image_size=s.image_size,
+                               stem=s.stem, max_images=s.images, epochs=s.epochs, batch_size=s.batch_size, seed=seed,
+                               recipe_config={k: css_cfg[k] for k in ("optimizer", "lr", "weight_decay",
+                                                                      "crop_scale_min", "warmup_fraction",
+                                                                      "clip_grad")} | {"label_smoothing": 0.0})
+                by = {r.label: r for r in rows}
+                by[f"{arch} ({model}) alone, cross-entropy"].values.append(supervised_top1(ce, score))
+                by[f"{arch} ({model}) alone, cross-entropy"].runs.append(str(ce))
+                by[f"{arch} ({model}) with css"].values.append(top1[model])
+                by[f"{arch} ({model}) with css"].runs.append(str(run))
+            rows[-1].values.append(top1["ensemble"])
+            rows[-1].runs.append(str(run))
+    else:
+        for model, arch in (("student", s.student), ("peer", s.peer)):
+            alone = Row(f"{arch} ({model}) alone ({recipe} control)", recipe, model, "knn")
+            rows += [alone, Row(f"{arch} ({model}) with {recipe}", recipe, model, "knn", control=alone.label)]
+        entropies: list[dict[str, float]] = []
+        for seed in args.seeds:
+            kw = pair_kwargs(s, recipe, seed, peer_weights)
+            runs = {"control": train_run(args, f"{recipe}-control-s{seed}", **kw,
+                                         recipe_config={**s.recipe_config, **cls.control_overrides}),
+                    "kd": train_run(args, f"{recipe}-s{seed}", **kw, recipe_config=dict(s.recipe_config))}
+            for r in rows:
+                run = runs["kd" if r.control else "control"]
+                enc = load_encoder(run, r.model)
+                knn, lin = score(enc, enc.spec)
+                r.values.append(knn)
+                r.linear.append(lin)
+                r.runs.append(str(run))
+            if recipe == "mokd":
+                entropies.append({arm: mokd_target_entropy(run) for arm, run in runs.items()})
+        if entropies:
+            extra["target_entropy"] = entropies
+    minutes = (time.perf_counter() - started) / 60
+    by = {r.label: r for r in rows}
+    gains: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r.control and r.values and by[r.control].values:
+            ctrl = by[r.control]
+            gains[r.model] = {"gain": statistics.mean(r.values) - statistics.mean(ctrl.values),
+                              "spread": max(mean_spread(r.values)[1], mean_spread(ctrl.values)[1]),
+                              "paired": [a - b for a, b in zip(r.values, ctrl.values, strict=True)]}
+    judged = gains["student"] if recipe != "css" else min(gains.values(), key=lambda g: g["gain"])
+    return {"setup": s, "rows": rows, "gains": gains, "judged": judged, "minutes": minutes, **extra}
+
+
+def render(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = [f"Fashion-MNIST, seeds {args.seeds}; ± = half the spread over seeds; gain = row − its control "
+             f"(mean), counted when larger than the larger half-spread of the two.", ""]
+    for recipe, res in results.items():
+        s: Setup = res["setup"]
+        lines += [f"### {recipe} ({res['minutes']:.1f} min)", "",
+                  f"{s.student} + {s.peer}, {s.image_size} px, stem {s.stem}, {s.images} images × {s.epochs} "
+                  f"epochs, batch {s.batch_size}, precision {s.precision}"
+                  + (f", recipe {s.recipe_config}" if s.recipe_config else "") + f". {s.why}.", ""]
+        metric = "top-1" if recipe == "css" else "kNN top-1"
+        lines += [f"| row | {metric} | linear top-1 | gain over its control |", "|---|---|---|---|"]
+        for r in res["rows"]:
+            g = res["gains"].get(r.model) if r.control else None
+            gain = f"{g['gain']:+.2f} (spread {g['spread']:.2f})" if g else ""
+            lines.append(f"| {r.label} | {fmt(r.values)} | {fmt(r.linear)} | {gain} |")
+        for i, e in enumerate(res.get("target_entropy", [])):
+            lines.append("")
+            lines.append(f"seed {args.seeds[i]}: EMA teachers' MLP-head target entropy (ln K = "
+                         f"{e['kd']['ln_K']:.2f}): " + "; ".join(
+                             f"{arm}: {e[arm]['student']:.2f} (CNN), {e[arm]['peer']:.2f} (ViT)" for arm in e))
+        j = res["judged"]
+        met = j["gain"] >= 1.5 and j["gain"] > j["spread"]
+        lines += ["", f"Judged gain {j['gain']:+.2f} (spread {j['spread']:.2f}): target +1.5 beyond the spread "
+                      f"{'met' if met else 'missed'}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    score = Scorer(args)
+    teacher: str | None = None
+    dogo = setup_for(args, "dogo")
+    if "dogo" in args.recipes and dogo.peer_from_teacher:
+        # the peer's starting point: the peer architecture trained with labels on the same images for the same
+        # epochs (the quality benchmark's teacher recipe), clearly stronger than either network alone
+        teacher = args.dogo_peer or str(train_run(
+            args, "dogo-peer-start", student=dogo.peer, recipe="supervised", image_size=dogo.image_size,
+            stem=dogo.stem, max_images=dogo.images, epochs=dogo.epochs, batch_size=dogo.batch_size, seed=0,
+            recipe_config={"lr": 4e-3, "crop_scale_min": 0.8, "label_smoothing": 0.0}))
+    results: dict[str, dict[str, Any]] = {}
+    for recipe in args.recipes:
+        results[recipe] = run_recipe(args, recipe, score, teacher)
+        text = render(results, args) + f"\nWall time {(time.perf_counter() - started) / 60:.1f} min " \
+                                       f"(`python benchmarks/peers.py {' '.join(sys.argv[1:])}`).\n"
+        (out / "peers.md").write_text(text)
+        (out / "peers.json").write_text(json.dumps(
+            {r: {**res["judged"], "minutes": res["minutes"], "networks": res["gains"],
+                 **({"target_entropy": res["target_entropy"]} if "target_entropy" in res else {})}
+             for r, res in results.items()}, indent=2) + "\n")
+    print((out / "peers.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""benchmarks/peers.py end to end at --quick budgets: each peer recipe against its own control."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import load_benchmark, requires_fmnist
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@requires_fmnist
+def test_quick_run_scores_every_peer_recipe_against_its_control(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--out", str(out), "--quick",
+                           "--seeds", "7"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "peers.json").read_text())
+    assert set(res) == {"css", "dogo", "mokd"}
+    for name, r in res.items():
+        assert {"gain", "spread", "paired", "minutes", "networks"} <= set(r), name
+        assert len(r["paired"]) == 1  # one seed: --seeds 7
+    assert set(res["css"]["networks"]) == {"student", "peer"}
+    # mokd reports its EMA teachers' target entropy against ln K
+    ent = res["mokd"]["target_entropy"][0]["kd"]
+    assert 0 < ent["student"] <= ent["ln_K"] + 1e-6 and 0 < ent["peer"] <= ent["ln_K"] + 1e-6
+
+    def cfg(run: str) -> dict:
+        return yaml.safe_load((out / run / "config.yaml").read_text())
+
+    # dogo: the control is dogo with the distillation off; both arms start the peer from the same checkpoint
+    control, kd = cfg("dogo-control-s7"), cfg("dogo-s7")
+    assert control["recipe_config"]["w_1"] == 0.0 and kd["recipe_config"]["w_1"] == 100.0
+    assert control["peer_weights"] == kd["peer_weights"] == str(out / "dogo-peer-start")
+    # css: each network alone with cross-entropy, on css's optimiser, decay and crop
+    css, ce = cfg("css-s7"), cfg("ce-student-s7")
+    assert ce["recipe"] == "supervised" and ce["recipe_config"]["label_smoothing"] == 0.0
+    for key in ("optimizer", "lr", "weight_decay", "crop_scale_min"):
+        assert ce["recipe_config"][key] == css["recipe_config"][key], key
+    assert ce["stem"] == css["stem"] == "small" and ce["max_images"] == css["max_images"]
+    # mokd: no 1x1 map, no one-token local crop: the CNN's small stem and the ViT's 4 px patches
+    assert cfg("mokd-s7")["stem"] == "small"
+    table = (out / "peers.md").read_text()
+    for row in ("resnet10t (student) with css", "css ensemble of both networks", "resnet10t (student) with dogo",
+                "resnet10t (student) alone (dogo control)", "vit_tiny_patch16_224 (peer) with mokd"):
+        assert f"| {row} |" in table, row
+
+
+@requires_fmnist
+def test_top1_of_a_supervised_run_is_its_classifiers_accuracy(tmp_path: Path) -> None:
+    """``supervised_top1`` against the classifier applied by hand to the test images, one by one."""
+    import argparse
+
+    import torch
+
+    from compressor.data.datasets import build_dataset
+    from compressor.data.transforms import eval_transform
+    from compressor.engine.config import TrainConfig
+    from compressor.engine.trainer import train
+
+    peers = load_benchmark("peers")
+    run = train(TrainConfig(student="resnet10t", recipe="supervised", data="fashion-mnist", max_images=64,
+                            max_steps=3, batch_size=32, image_size=16, stem="small", out=str(tmp_path / "ce")),
+                progress=False)
+    score = peers.Scorer(argparse.Namespace(data_root=None, eval_bank=10, eval_queries=50))
+    got = peers.supervised_top1(Path(run), score)
+    recipe = peers.load_trained(Path(run)).recipe
+    test = build_dataset("fashion-mnist", "val", None)
+    tf = eval_transform(recipe.student.spec)
+    right = 0
+    with torch.no_grad():
+        for i in range(50):
+            image, label = test[i][0], test[i][1]
+            right += int(recipe.classifier(recipe.student(tf(image)[None])).argmax(1).item() == label)
+    assert got == 100 * right / 50
