@@ -27,8 +27,9 @@ Choices where the paper is unclear:
   its own batch statistics, as the authors' ``SimCLR.forward`` does (``f(x)``, then ``f(y)``;
   NeurAI-Lab/DoGo, branch ``dogo``, ``models/simclr.py``). ``shared_bn=True`` concatenates the two
   views into one forward instead (one set of statistics over both views, SimCLR's global-BN habit).
-* Augmentation: SimCLR's (crop scale 0.2–1, flip, jitter 0.8/0.8/0.8/0.2 p=0.8, grayscale 0.2,
-  blur p=0.5), each model at its own resolution and normalisation.
+* Augmentation: SimCLR's (crop scale ``crop_scale_min``–1, 0.2 by default, flip, jitter
+  0.8/0.8/0.8/0.2 p=0.8, grayscale 0.2, blur p=0.5), each model at its own resolution and
+  normalisation; the authors' small-image code crops 0.08–1 and drops the blur.
 * Optimisation: Adam, lr 3e-4, wd 1e-6 (L2, Adam's coupled form) for both models; the schedule is
   the engine's cosine with 5% warm-up (not stated in the paper).
   Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
@@ -63,6 +64,7 @@ class DoGoConfig(RecipeConfig):
     w_1: float = 100.0  # KL weight of the student (model 1), the authors' template
     w_2: float = 1.0  # KL weight of the peer (model 2)
     projector_dims: tuple[int, ...] = (512, 128)
+    crop_scale_min: float = 0.2  # SimCLR's; the authors' small-image code uses 0.08 (RandomResizedCrop's default)
     shared_bn: bool = False  # True: both views in one forward (shared BN statistics); the authors run two
 
 
@@ -113,7 +115,7 @@ class DoGo(Recipe[DoGoConfig]):
         self.peer_head = mlp(self.peer.embed_dim, cfg.projector_dims)
 
     def views(self) -> Callable:
-        aug = AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2))
+        aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter=(0.8, 0.8, 0.8, 0.2))
         s, p = augment_transform(self.student.spec, aug), augment_transform(self.peer.spec, aug)
         return Views(x1=s, y1=s, x2=p, y2=p)  # four independent draws: one pair per model
 

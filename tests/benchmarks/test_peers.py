@@ -38,7 +38,7 @@ def test_quick_run_scores_every_peer_recipe_against_its_control(tmp_path: Path) 
     assert control["recipe_config"]["w_1"] == 0.0 and kd["recipe_config"]["w_1"] == 100.0
     assert control["peer_weights"] == kd["peer_weights"] == str(out / "dogo-peer-start")
     # css: each network alone with cross-entropy, on css's optimiser, decay and crop
-    css, ce = cfg("css-s7"), cfg("ce-student-s7")
+    css, ce = cfg("css-s7"), cfg("ce-resnet10t-s7")
     assert ce["recipe"] == "supervised" and ce["recipe_config"]["label_smoothing"] == 0.0
     for key in ("optimizer", "lr", "weight_decay", "crop_scale_min"):
         assert ce["recipe_config"][key] == css["recipe_config"][key], key
