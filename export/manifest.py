@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 from compressor.errors import CompressorError
+from compressor.rundir import MANIFEST
 from compressor.utils.io import atomic_write_text
 
-MANIFEST = "manifest.json"
 FORMAT = "compressor-export/1"
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from compressor.errors import CompressorError
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
 VERSION = 1
@@ -242,7 +243,7 @@ def teacher_source(teacher: str, weights: str | None, image_size: int | None) ->
     else:
         target = resolve_teacher(teacher)
         if isinstance(target, Path):  # a run directory of ours
-            path = target / "student.safetensors"
+            path = RunDir(target).weights_path()
         else:
             path = next((p for p in map(_hub.cached, target.sources) if p is not None), None)
     if path is None or not path.is_file():
