@@ -207,7 +207,7 @@ def main() -> None:
             data = "fashion-mnist" if find_fashion_mnist() else "synthetic"
             print(f"building {run} (ResNet-50 trained {args.train_steps} steps on {data})", flush=True)
             build_run(run, data, steps=args.train_steps)
-    from compressor.export.manifest import read_manifest
+    from compressor.manifest import read_manifest
 
     exports = read_manifest(run / "export")["exports"]
     for fmt, name in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx")):

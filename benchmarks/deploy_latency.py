@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from compressor.data.datasets import find_fashion_mnist
-    from compressor.export.manifest import read_manifest
+    from compressor.manifest import read_manifest
 
     data = "fashion-mnist" if find_fashion_mnist() else "synthetic"
     out: dict = {"students": {}}

@@ -176,7 +176,7 @@ def _spec(encoder, path: Path | None):
 
 def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int, opts: BenchOptions):
     """(runner, format, precision, size MB, params in millions, baked-preprocess input) of one job."""
-    from compressor.export.manifest import manifest_entry
+    from compressor.manifest import manifest_entry
 
     if backend == "torch":
         from compressor.export.runners import TorchRunner
@@ -252,7 +252,7 @@ def _metadata_entry(path: Path) -> dict:
 def _spec_from_file(path: Path):
     """The input spec of a file without its run: from the manifest beside it, else the file's own
     ``metadata_props``, else (a foreign file) the graph's shape with ImageNet mean/std."""
-    from compressor.export.manifest import manifest_entry
+    from compressor.manifest import manifest_entry
     from compressor.models.encoder import InputSpec
 
     entry = manifest_entry(path) or _metadata_entry(path)

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from compressor.errors import CompressorError
-from compressor.export.manifest import record_export
+from compressor.manifest import record_export
 from compressor.models.saved import read_encoder_meta
 from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write, atomic_write_text

@@ -203,15 +203,14 @@ def fill_cache(cache: TeacherCache, teacher: Any, dataset: Any, *, batch_size: i
 
 
 def attach_cache(recipe: Any, dataset: Any, folder: str | Path, *, is_main: bool = True,
-                 source: dict[str, Any] | None = None) -> TeacherCache:
+                 source: dict[str, Any] | None = None, barrier: Callable[[], None] = lambda: None) -> TeacherCache:
     """Open (rank 0: create) the cache of ``recipe``'s teacher and hand it to the recipe.
 
     Only recipes whose ``teacher_cache_view`` names a view of their teacher that does not depend on
     the epoch take a cache. ``source`` (``teacher_source``) is recorded so that a later run can skip
-    building the teacher once the cache is complete (``cached_teacher``).
+    building the teacher once the cache is complete (``cached_teacher``). Under DDP, ``barrier`` (the
+    trainer's) holds the other ranks until rank 0 has created the cache.
     """
-    from compressor.engine.distributed import barrier
-
     if not getattr(recipe, "teacher_cache_view", None):
         raise CompressorError(f"recipe {getattr(recipe, 'name', '?')} has no deterministic teacher view to "
                               "cache; drop --teacher-cache (mvmr takes one; feature-kd and moma with "

@@ -85,7 +85,7 @@ def _fidelity_of(file: str | None) -> dict[str, Any]:
     """The export manifest's fidelity block of an exported file (empty for the PyTorch model)."""
     if not file:
         return {}
-    from compressor.export.manifest import manifest_entry
+    from compressor.manifest import manifest_entry
 
     try:
         return (manifest_entry(file) or {}).get("fidelity", {})

@@ -31,7 +31,7 @@ Model = Callable[[torch.Tensor], np.ndarray]
 
 
 def _exported(path: Path) -> tuple[Model, InputSpec]:
-    from compressor.export.manifest import read_manifest
+    from compressor.manifest import read_manifest
 
     manifest = read_manifest(path.parent)
     entry, student = manifest["exports"].get(path.name), manifest.get("student")
