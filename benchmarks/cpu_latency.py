@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
+from compressor.rundir import RunDir
 
 
 def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, batch: int = 32,
@@ -73,7 +74,7 @@ def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, b
             enc(torch.from_numpy(images[i:i + 32]))
     enc.eval()
     save_encoder(enc, run, trained=f"{steps} supervised steps on {data} at {train_size} px (benchmark stand-in)")
-    (run / "config.yaml").write_text(f"data: {data}\nstudent: {arch}\nimage_size: 224\n")
+    RunDir(run).write_config({"data": data, "student": arch, "image_size": 224})
 
 
 def plain_session(path: Path, threads: int, level: str = "all"):
@@ -202,11 +203,11 @@ def main() -> None:
         from compressor.data.datasets import find_fashion_mnist
 
         run = args.workdir / "run-resnet50"
-        if not (run / "student.json").is_file():
+        if not RunDir(run).is_finished():
             data = "fashion-mnist" if find_fashion_mnist() else "synthetic"
             print(f"building {run} (ResNet-50 trained {args.train_steps} steps on {data})", flush=True)
             build_run(run, data, steps=args.train_steps)
-    from compressor.export.manifest import read_manifest
+    from compressor.manifest import read_manifest
 
     exports = read_manifest(run / "export")["exports"]
     for fmt, name in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx")):

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
+from compressor.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cpu_latency import build_run, int8_peak  # noqa: E402  (a sibling script, not a package)
@@ -51,13 +52,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from compressor.data.datasets import find_fashion_mnist
-    from compressor.export.manifest import read_manifest
+    from compressor.manifest import read_manifest
 
     data = "fashion-mnist" if find_fashion_mnist() else "synthetic"
     out: dict = {"students": {}}
     for arch in [a.strip() for a in args.students.split(",") if a.strip()]:
         run = args.workdir / arch
-        if not (run / "student.json").is_file():
+        if not RunDir(run).is_finished():
             print(f"building {run} ({arch} trained {args.train_steps} steps on {data})", flush=True)
             build_run(run, data, steps=args.train_steps, arch=arch)
         exports = read_manifest(run / "export")["exports"]

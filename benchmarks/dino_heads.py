@@ -29,6 +29,7 @@ from compressor.engine.checkpoint import load_latest_checkpoint
 from compressor.engine.config import read_yaml_config, resolve_config
 from compressor.engine.setup import build_components
 from compressor.errors import CompressorError
+from compressor.rundir import RunDir
 
 
 def entropy(p: torch.Tensor) -> float:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="a mokd run directory (config.yaml and a checkpoint)")
     ap.add_argument("--batch", type=int, default=128, help="images in the batch (default 128)")
     args = ap.parse_args(argv)
-    parts = build_components(resolve_config(read_yaml_config(args.run / "config.yaml")))
+    parts = build_components(resolve_config(read_yaml_config(RunDir(args.run).config_path)))
     recipe = parts.recipe
     if recipe.name != "mokd":
         raise SystemExit(f"{args.run} is a {recipe.name} run; this reads mokd's DINO heads")

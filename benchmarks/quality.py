@@ -45,6 +45,7 @@ from compressor.models.encoder import InputSpec
 from compressor.models.saved import load_encoder
 from compressor.models.students import build_student
 from compressor.recipes import list_recipes
+from compressor.rundir import RunDir
 
 # Second model of the pair recipes: a larger peer (``--peer``); MOKD pairs the CNN with a ViT.
 VIT_PEER = "vit_tiny_patch16_224"
@@ -118,11 +119,11 @@ def parse_sets(sets: list[str]) -> dict[str, dict[str, str]]:
 def train_run(args: argparse.Namespace, name: str, **kw: Any) -> Path:
     """Train (or reuse) ``<out>/<name>``; budgets, data and seed come from ``args`` unless given."""
     out = Path(args.out) / name
-    if (out / "student.json").is_file():
+    if RunDir(out).is_finished():
         return out
     cfg = dict(data="fashion-mnist", data_root=args.data_root, max_images=args.images, epochs=args.epochs,
                batch_size=args.batch_size, image_size=args.image_size, stem=args.stem, out=str(out),
-               checkpoint_every=10_000, resume=(out / "checkpoints").is_dir(), workers=0 if args.quick else 1)
+               checkpoint_every=10_000, resume=RunDir(out).checkpoints_dir.is_dir(), workers=0 if args.quick else 1)
     cfg.update(kw)
     if args.quick:
         cfg["max_steps"] = 2

@@ -28,8 +28,8 @@ from compressor.data.datasets import FolderDataset
 from compressor.data.loader import ViewDataset
 from compressor.data.teacher_cache import TeacherCache, cache_key, fill_cache
 from compressor.data.transforms import Views
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.mvmr import MVMR
 
 

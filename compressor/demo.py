@@ -29,6 +29,7 @@ from compressor.eval.embed import embed_dataset
 from compressor.eval.knn import knn_top1
 from compressor.models.encoder import InputSpec
 from compressor.models.saved import load_encoder
+from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
@@ -64,12 +65,12 @@ class Pixels(nn.Module):
 
 def _run(cfg: DemoConfig, name: str, **kw: Any) -> Path:
     out = Path(cfg.out) / name
-    if (out / "student.json").is_file():
+    if RunDir(out).is_finished():
         log.info("reusing %s (delete it to retrain)", out)
         return out
     base = dict(data=cfg.data, data_root=cfg.data_root, max_images=cfg.images, image_size=cfg.image_size,
                 stem=cfg.stem, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, out=str(out),
-                checkpoint_every=100, resume=(out / "checkpoints").is_dir(), workers=cfg.workers)
+                checkpoint_every=100, resume=RunDir(out).checkpoints_dir.is_dir(), workers=cfg.workers)
     return train(TrainConfig(**{**base, **kw}))
 
 

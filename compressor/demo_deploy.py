@@ -20,23 +20,24 @@ import yaml
 from compressor.errors import CompressorError
 from compressor.pipeline import run_pipeline
 from compressor.pipeline.config import PipelineConfig
-from compressor.report import files, write_report
+from compressor.report import write_report
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
 log = logging.getLogger("compressor")
 
 
 def _config(run: Path) -> dict[str, Any]:
-    return yaml.safe_load((run / "config.yaml").read_text()) or {}
+    return yaml.safe_load(RunDir(run).config_path.read_text()) or {}
 
 
 def kd_students(root: Path) -> list[Path]:
     """Finished runs under ``root`` whose teacher is itself a run under ``root`` (the distilled students)."""
-    runs = sorted(p for p in root.iterdir() if (p / "student.json").is_file() and (p / "config.yaml").is_file())
+    runs = sorted(p for p in root.iterdir() if RunDir(p).is_finished() and RunDir(p).config_path.is_file())
     out = []
     for run in runs:
         teacher = str(_config(run).get("teacher") or "")
-        if teacher and (Path(teacher) / "student.json").is_file() and Path(teacher).resolve().parent == root.resolve():
+        if teacher and RunDir(teacher).is_finished() and Path(teacher).resolve().parent == root.resolve():
             out.append(run)
     return out
 
@@ -69,12 +70,12 @@ def deploy_demo(cfg: Any, knn: dict[str, float], *, progress: bool = True) -> tu
 
     for run in students:
         stages(run, ["eval"])
-    best = max(students, key=lambda r: json.loads((r / files.EVAL_JSON).read_text())["knn_top1"])
+    best = max(students, key=lambda r: json.loads(RunDir(r).eval_path.read_text())["knn_top1"])
     if len(students) > 1:
         log.info("deploying %s, the distilled student with the best kNN", best.name)
-    evaluation = json.loads((best / files.EVAL_JSON).read_text())
+    evaluation = json.loads(RunDir(best).eval_path.read_text())
     evaluation["quality"] = knn
-    atomic_write_text(best / files.EVAL_JSON, json.dumps(evaluation, indent=2) + "\n")
+    atomic_write_text(RunDir(best).eval_path, json.dumps(evaluation, indent=2) + "\n")
     stages(best, ["export", "bench", "report"])
     _, html = write_report(best, root)
     return html, best

@@ -4,9 +4,15 @@ Layout (DESIGN.md, "run directory")::
 
     RUN/config.yaml          the resolved TrainConfig (what `--resume` and eval/export/bench read back)
     RUN/run.json             recipe, teachers, device, precision, step counts, versions
+    RUN/metrics.jsonl        one JSON object per logged step; RUN/tb/ the same as TensorBoard events
     RUN/student.safetensors  + student.json (peer.* for peer recipes): the saved encoders
     RUN/checkpoints/         step_NNNNNNN.pt, the newest few
-    RUN/export/              exported models and manifest.json
+    RUN/export/              exported models and manifest.json (one entry per exported file)
+    RUN/eval.json            kNN (and linear-probe) top-1 of the student; ``teacher``: the teacher's, same
+                             split; ``quality``: an optional ``{label: kNN top-1}`` table of comparable models
+    RUN/bench.json           ``compress bench`` of the student and its exports; bench-teacher.json the teacher's
+    RUN/pipeline.json        per stage of ``compress run``, the hash of its configuration and inputs
+    RUN/report.md            + report.html and report/*.png: the report
 
 Every reader goes through :meth:`RunDir._read`, so a missing or corrupt file gives one wording:
 ``<path> is missing|corrupt (<why>); <what to do>``.
@@ -27,9 +33,19 @@ from compressor.utils.yamlfile import MAX_BYTES, load_yaml_text
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
+METRICS = "metrics.jsonl"
+TENSORBOARD = "tb"
+STUDENT = "student"  # the saved encoder's name: student.safetensors + student.json
 CHECKPOINTS = "checkpoints"
 EXPORT = "export"
+MANIFEST = "manifest.json"  # inside export/
 EVAL = "eval.json"
+BENCH = "bench.json"
+TEACHER_BENCH = "bench-teacher.json"
+PIPELINE = "pipeline.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+REPORT_ASSETS = "report"
 RERUN = "re-run `compress distill` into a new --out"
 
 
@@ -55,6 +71,14 @@ class RunDir:
         return self.path / RUN_INFO
 
     @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD
+
+    @property
     def checkpoints_dir(self) -> Path:
         return self.path / CHECKPOINTS
 
@@ -63,17 +87,42 @@ class RunDir:
         return self.path / EXPORT
 
     @property
+    def manifest_path(self) -> Path:
+        return self.export_dir / MANIFEST
+
+    @property
     def eval_path(self) -> Path:
         """``eval.json``: what ``compress eval`` measured last (kNN, linear probe, the data)."""
         return self.path / EVAL
 
-    def weights_path(self, name: str = "student") -> Path:
+    @property
+    def bench_path(self) -> Path:
+        return self.path / BENCH
+
+    @property
+    def teacher_bench_path(self) -> Path:
+        return self.path / TEACHER_BENCH
+
+    @property
+    def pipeline_path(self) -> Path:
+        return self.path / PIPELINE
+
+    @property
+    def report_paths(self) -> tuple[Path, Path]:
+        """``(report.md, report.html)``."""
+        return self.path / REPORT_MD, self.path / REPORT_HTML
+
+    @property
+    def report_assets_dir(self) -> Path:
+        return self.path / REPORT_ASSETS
+
+    def weights_path(self, name: str = STUDENT) -> Path:
         return self.path / f"{name}.safetensors"
 
-    def meta_path(self, name: str = "student") -> Path:
+    def meta_path(self, name: str = STUDENT) -> Path:
         return self.path / f"{name}.json"
 
-    def is_finished(self, name: str = "student") -> bool:
+    def is_finished(self, name: str = STUDENT) -> bool:
         """Whether training wrote the saved encoder ``name`` (what eval, export and bench read)."""
         return self.meta_path(name).is_file()
 
@@ -101,7 +150,7 @@ class RunDir:
             raise CompressorError(f"{self.config_path} is corrupt (not a mapping); {fix}")
         return raw
 
-    def read_meta(self, name: str = "student") -> dict[str, Any]:
+    def read_meta(self, name: str = STUDENT) -> dict[str, Any]:
         """``<name>.json``, the saved encoder's architecture and input spec."""
         fix = (f"the run has not finished (resume it with `compress distill --resume --out {self.path}`) "
                "or is not a compressor run")
@@ -130,6 +179,6 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.info_path, json.dumps(info, indent=2) + "\n")
 
-    def write_meta(self, meta: dict[str, Any], name: str = "student") -> None:
+    def write_meta(self, meta: dict[str, Any], name: str = STUDENT) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.meta_path(name), json.dumps(meta, indent=2) + "\n")

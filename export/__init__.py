@@ -9,11 +9,11 @@ Installed as ``compressor.export``; import it under that name::
     report.to_json("bench.json")
 
 Modules: ``onnx`` (torch → ONNX, simplify, FP16), ``quantize`` (ORT static INT8), ``tensorrt``
-(engines; TensorRT imported lazily), ``parity`` (fidelity figures), ``manifest`` (export/manifest.json),
-``exporter`` (the ``compress export`` pipeline), ``timing`` (the latency loop and its statistics),
+(engines; TensorRT imported lazily), ``parity`` (fidelity figures), ``exporter`` (the ``compress export``
+pipeline; the manifest it writes is :mod:`compressor.manifest`), ``timing`` (the latency loop and its statistics),
 ``runners`` (one per bench backend), ``bencher`` (``bench``, the ``compress bench`` pipeline), ``report``
 (table, JSON, Markdown, plot), ``env`` (versions and hardware), ``images`` (real inputs), ``runtime``
-(ORT sessions), ``options`` (what export and bench take, with their defaults).
+(ORT sessions), ``embed_files`` (``compress embed``), ``options`` (what export and bench take, with their defaults).
 
 The names below load on first use, so ``compressor.export.options`` (read by the CLI as it starts)
 does not pull in torch, ONNX and the runtimes.

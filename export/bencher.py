@@ -41,8 +41,8 @@ def _resolve(target: Path) -> _Target:
                               ".onnx/.engine file")
     if target.is_dir():
         if not RunDir(target).is_finished():
-            raise CompressorError(f"{target} is not a run directory (no student.json); pass the --out of a "
-                                  "finished `compress distill` or an exported file")
+            raise CompressorError(f"{target} is not a run directory (no {RunDir(target).meta_path().name}); pass "
+                                  "the --out of a finished `compress distill` or an exported file")
         export_dir = RunDir(target).export_dir
         # model.onnx before model.fp16.onnx and model.int8.onnx: fp32 first, as tables usually read
         files = sorted((p for p in export_dir.glob("*") if p.suffix in MODEL_SUFFIXES and p.is_file()),
@@ -52,7 +52,7 @@ def _resolve(target: Path) -> _Target:
         raise CompressorError(f"cannot bench {target.name}: expected a run directory, a .onnx, an OpenVINO "
                               ".xml or an .engine file")
     run = target.parent.parent
-    in_run = target.parent.name == "export" and RunDir(run).is_finished()
+    in_run = target.parent == RunDir(run).export_dir and RunDir(run).is_finished()
     return _Target(run if in_run else None, [target])
 
 
@@ -60,7 +60,7 @@ def _check_files(tgt: _Target, notes: list[str]) -> None:
     """Every file is a readable model, and an export older than the run's student is marked stale."""
     from compressor.utils.io import check_regular_file
 
-    student = tgt.run_dir / "student.safetensors" if tgt.run_dir is not None else None
+    student = RunDir(tgt.run_dir).weights_path() if tgt.run_dir is not None else None
     for f in tgt.files:
         check_regular_file(f, "model file")
         if f.suffix == ".onnx":
@@ -176,12 +176,13 @@ def _spec(encoder, path: Path | None):
 
 def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int, opts: BenchOptions):
     """(runner, format, precision, size MB, params in millions, baked-preprocess input) of one job."""
-    from compressor.export.manifest import manifest_entry
+    from compressor.manifest import manifest_entry
 
     if backend == "torch":
         from compressor.export.runners import TorchRunner
 
-        weights = tgt.run_dir / "student.safetensors"  # type: ignore[operator]
+        assert tgt.run_dir is not None  # a torch job exists only for a run directory
+        weights = RunDir(tgt.run_dir).weights_path()
         params = sum(p.numel() for p in encoder.parameters()) / 1e6
         runner = TorchRunner(encoder, device=opts.torch_device, compile=opts.compile)
         return runner, runner.format, "fp32", weights.stat().st_size / 1e6, params, False
@@ -251,7 +252,7 @@ def _metadata_entry(path: Path) -> dict:
 def _spec_from_file(path: Path):
     """The input spec of a file without its run: from the manifest beside it, else the file's own
     ``metadata_props``, else (a foreign file) the graph's shape with ImageNet mean/std."""
-    from compressor.export.manifest import manifest_entry
+    from compressor.manifest import manifest_entry
     from compressor.models.encoder import InputSpec
 
     entry = manifest_entry(path) or _metadata_entry(path)

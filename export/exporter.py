@@ -19,9 +19,9 @@ import numpy as np
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.env import tool_versions
-from compressor.export.manifest import record_export
 from compressor.export.options import ExportOptions
 from compressor.export.quantize import CALIB_METHODS
+from compressor.manifest import record_export
 from compressor.models.encoder import Encoder
 from compressor.registry import unknown_name_message
 from compressor.rundir import RunDir

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from compressor.errors import CompressorError
 from compressor.export.zoo import EDGE_STUDENTS
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
 log = logging.getLogger("compressor")
@@ -192,8 +193,8 @@ def _latency(arch: str, run: Path, opts: PickOptions, threads: int) -> Candidate
     except CompressorError as err:
         cand.notes.append(str(err))
         return cand
-    (run / "config.yaml").write_text(f"data: {json.dumps(opts.data or 'synthetic')}\n"
-                                     + (f"data_root: {json.dumps(opts.data_root)}\n" if opts.data_root else ""))
+    data = {"data": opts.data or "synthetic", **({"data_root": opts.data_root} if opts.data_root else {})}
+    RunDir(run).write_config(data)
     for fmt in TARGET_FORMATS[opts.backend]:
         try:
             export_run(run, ExportOptions(format=fmt, calib_size=opts.calib_size, check_size=opts.check_size,

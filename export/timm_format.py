@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from compressor.errors import CompressorError
-from compressor.export.manifest import record_export
+from compressor.manifest import record_export
 from compressor.models.saved import read_encoder_meta
 from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write, atomic_write_text
@@ -53,7 +53,8 @@ def timm_config(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bench_table(run_dir: Path) -> str:
-    for path in (run_dir / "bench.json", run_dir / "export" / "bench.json"):
+    run = RunDir(run_dir)
+    for path in (run.bench_path, run.export_dir / run.bench_path.name):
         if path.is_file():
             rows = json.loads(path.read_text()).get("results", [])
             lines = ["| backend | format | precision | batch | p50 ms | throughput img/s |",

@@ -11,7 +11,7 @@ from compressor.engine.recipe import RECIPES, Recipe, RecipeConfig, get_recipe, 
 def _discover() -> None:
     # Every module in this package registers itself with @register_recipe; nothing central lists them.
     for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_") and mod.name != "base":
+        if not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
 
 

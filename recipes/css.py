@@ -47,11 +47,10 @@ from timm.models.resnet import ResNet
 from torch import nn
 
 from compressor.data.transforms import AugmentConfig, SameView
+from compressor.engine.recipe import Recipe, RecipeConfig, StepOutput, register_recipe
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.models.students import create_timm_backbone
-
-from .base import Recipe, RecipeConfig, StepOutput, register_recipe
 
 STEM = ("conv1", "bn1", "act1", "maxpool")
 CORNERS = ("top-left", "bottom-right", "bottom-left", "top-right")
@@ -185,7 +184,8 @@ class CSS(Recipe[CSSConfig]):
 
     def __init__(self, cfg: CSSConfig, student: Encoder, **kw) -> None:
         super().__init__(cfg, student, **kw)
-        assert self.peer is not None
+        if self.peer is None:
+            raise CompressorError("css trains a pair: pass --peer NAME (any timm model)")
         if self.data.num_classes < 2:
             raise CompressorError("css is supervised: it needs labelled data with at least 2 classes")
         self.net_a = BranchedNet(student, cfg.n_branches, self.data.num_classes, cfg.split_at)

@@ -48,10 +48,11 @@ from torch import nn
 
 from compressor.data.transforms import AugmentConfig, Views, augment_transform
 from compressor.engine.distributed import gather_with_grad
+from compressor.engine.recipe import Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.errors import CompressorError
 from compressor.losses.contrastive import nt_xent
 from compressor.models.encoder import Encoder
 from compressor.models.heads import mlp
-from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
 
 
 @dataclass
@@ -110,7 +111,7 @@ class DoGo(Recipe[DoGoConfig]):
     def __init__(self, cfg: DoGoConfig, student: Encoder, **kw) -> None:
         super().__init__(cfg, student, **kw)
         if self.peer is None:
-            raise ValueError("dogo trains a pair: pass peer=")
+            raise CompressorError("dogo trains a pair: pass --peer NAME (any timm model)")
         self.head = mlp(student.embed_dim, cfg.projector_dims)
         self.peer_head = mlp(self.peer.embed_dim, cfg.projector_dims)
 

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from compressor.data.transforms import MOCO_V2_AUG, SameView, Views, augment_transform, eval_transform
+from compressor.engine.recipe import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 from compressor.errors import CompressorError
 from compressor.models.heads import mlp
-from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass

@@ -68,13 +68,19 @@ from torch import nn
 from torchvision.transforms import v2
 
 from compressor.data.transforms import AugmentConfig, Views, augment_transform
+from compressor.engine.recipe import (
+    SHORT_RUN_OPTIMIZER,
+    Recipe,
+    RecipeConfig,
+    StepOutput,
+    build_optimizer,
+    register_recipe,
+)
 from compressor.engine.schedule import cosine_schedule
 from compressor.errors import CompressorError
 from compressor.losses.dino import DINOLoss, search_loss
 from compressor.models.encoder import Encoder, InputSpec
-
-from ._mokd_heads import MOKDNet, NetOut, is_vit, vit_backbone
-from .base import SHORT_RUN_OPTIMIZER, Recipe, RecipeConfig, StepOutput, build_optimizer, register_recipe
+from compressor.recipes._mokd_heads import MOKDNet, NetOut, is_vit, vit_backbone
 
 
 @dataclass
@@ -180,7 +186,8 @@ class MOKD(Recipe[MOKDConfig]):
 
     def __init__(self, cfg: MOKDConfig, student: Encoder, **kw) -> None:
         super().__init__(cfg, student, **kw)
-        assert self.peer is not None
+        if self.peer is None:
+            raise CompressorError("mokd trains a pair: pass --peer NAME (a ViT for a CNN student, a CNN for a ViT)")
         if is_vit(student) == is_vit(self.peer):
             raise CompressorError("mokd pairs a CNN with a ViT (a timm VisionTransformer, e.g. "
                                   f"vit_small_patch16_224); got {student.name} and {self.peer.name}")

@@ -62,10 +62,10 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from compressor.data.transforms import AugmentConfig, SameView, Views, augment_transform, eval_transform
+from compressor.engine.recipe import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
 from compressor.models.heads import mlp
-from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass

@@ -55,9 +55,9 @@ import torch.nn.functional as F
 
 from compressor.data.transforms import MVMR_AUG, Views, augment_transform, eval_transform
 from compressor.engine.distributed import gather_with_grad
+from compressor.engine.recipe import SHORT_RUN_CROP, Recipe, ShortRunCropConfig, StepOutput, register_recipe
 from compressor.losses.dcor import distance_correlation
 from compressor.models.heads import mlp
-from compressor.recipes.base import SHORT_RUN_CROP, Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass

@@ -50,9 +50,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from compressor.data.transforms import MOCO_V2_AUG, SameView
+from compressor.engine.recipe import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 from compressor.losses.queue import EmbeddingQueue
 from compressor.models.encoder import Encoder
-from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass

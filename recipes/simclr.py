@@ -17,9 +17,9 @@ import torch
 
 from compressor.data.transforms import AugmentConfig, Views, augment_transform
 from compressor.engine.distributed import gather_with_grad
+from compressor.engine.recipe import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 from compressor.losses.contrastive import nt_xent
 from compressor.models.heads import mlp
-from compressor.recipes.base import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compressor.data.transforms import AugmentConfig, Views, augment_transform
-from compressor.recipes.base import Recipe, RecipeConfig, StepOutput, register_recipe
+from compressor.engine.recipe import Recipe, RecipeConfig, StepOutput, register_recipe
 
 
 @dataclass

@@ -21,7 +21,7 @@ def embed_cmd(
 ) -> None:
     """Embed every image under DATA; unreadable images are skipped and named."""
     from compressor.engine.setup import resolve_device
-    from compressor.eval.embed_files import embed_folder
+    from compressor.export.embed_files import embed_folder
 
     setup_logging()
     emb, _ = embed_folder(model, data, out, batch_size=batch_size, device=str(resolve_device(device)),

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from compressor.errors import CompressorError
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
 VERSION = 1
@@ -202,15 +203,14 @@ def fill_cache(cache: TeacherCache, teacher: Any, dataset: Any, *, batch_size: i
 
 
 def attach_cache(recipe: Any, dataset: Any, folder: str | Path, *, is_main: bool = True,
-                 source: dict[str, Any] | None = None) -> TeacherCache:
+                 source: dict[str, Any] | None = None, barrier: Callable[[], None] = lambda: None) -> TeacherCache:
     """Open (rank 0: create) the cache of ``recipe``'s teacher and hand it to the recipe.
 
     Only recipes whose ``teacher_cache_view`` names a view of their teacher that does not depend on
     the epoch take a cache. ``source`` (``teacher_source``) is recorded so that a later run can skip
-    building the teacher once the cache is complete (``cached_teacher``).
+    building the teacher once the cache is complete (``cached_teacher``). Under DDP, ``barrier`` (the
+    trainer's) holds the other ranks until rank 0 has created the cache.
     """
-    from compressor.engine.distributed import barrier
-
     if not getattr(recipe, "teacher_cache_view", None):
         raise CompressorError(f"recipe {getattr(recipe, 'name', '?')} has no deterministic teacher view to "
                               "cache; drop --teacher-cache (mvmr takes one; feature-kd and moma with "
@@ -242,7 +242,7 @@ def teacher_source(teacher: str, weights: str | None, image_size: int | None) ->
     else:
         target = resolve_teacher(teacher)
         if isinstance(target, Path):  # a run directory of ours
-            path = target / "student.safetensors"
+            path = RunDir(target).weights_path()
         else:
             path = next((p for p in map(_hub.cached, target.sources) if p is not None), None)
     if path is None or not path.is_file():

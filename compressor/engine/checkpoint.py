@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from compressor.errors import CompressorError
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write
 
 log = logging.getLogger("compressor")
@@ -24,7 +25,7 @@ _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return RunDir(run_dir).checkpoints_dir
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:

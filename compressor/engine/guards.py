@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from compressor.errors import CompressorError, TrainingDiverged
+from compressor.rundir import RunDir
 
 # The TrainConfig fields a checkpoint records and a resume must match (flag shown in the message).
 RESUME_FIELDS = ("recipe", "student", "peer", "teacher", "image_size", "peer_image_size")
@@ -41,7 +42,7 @@ def diverged(what: str, step: int, run_dir: Path, kept: int | None, example: str
              became: str = "non-finite") -> TrainingDiverged:
     """The one-line error of a run that stopped at ``step`` because ``what`` is NaN or infinite."""
     where = f" (first in {example})" if example else ""
-    last = (f"the last good checkpoint (step {kept}) in {run_dir / 'checkpoints'} is kept" if kept is not None
+    last = (f"the last good checkpoint (step {kept}) in {RunDir(run_dir).checkpoints_dir} is kept" if kept is not None
             else "no checkpoint was written and no student is saved")
     return TrainingDiverged(f"the {what} became {became} at step {step}{where}; {last}. Lower the learning "
                             "rate (--set lr=...), keep --set clip_grad above 0, or use --precision fp32")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from compressor.rundir import RunDir
+
 
 class MetricsLog:
     """Appends to ``metrics.jsonl``; on resume, rows after the resumed step are dropped first."""
 
     def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True) -> None:
-        self.path = run_dir / "metrics.jsonl"
+        self.path = RunDir(run_dir).metrics_path
         if resume_step and self.path.exists():
             rows = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
             kept = [ln for ln in rows if _step_of(ln) <= resume_step]
@@ -22,7 +24,7 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step or None)
+                self.writer = SummaryWriter(str(RunDir(run_dir).tensorboard_dir), purge_step=resume_step or None)
             except ImportError:  # tensorboard is a dependency; stay usable if it was removed
                 self.writer = None
 

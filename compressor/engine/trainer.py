@@ -99,7 +99,7 @@ class Trainer:
             from compressor.data.teacher_cache import attach_cache
 
             cache = attach_cache(self.recipe, c.dataset, cfg.teacher_cache, is_main=self.dist.is_main,
-                                 source=c.teacher_source)
+                                 source=c.teacher_source, barrier=ddp.barrier)
             if cache.complete and isinstance(views, Views):  # every embedding is on disk: skip decoding its view
                 views = views.without(self.recipe.teacher_cache_view)
         self.data = ViewDataset(c.dataset, views, seed=cfg.seed)

@@ -32,6 +32,7 @@ from compressor.models.encoder import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGEN
 from compressor.models.saved import load_encoder
 from compressor.models.students import create_timm_backbone
 from compressor.registry import Registry, unknown_name_message
+from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 Floats3 = tuple[float, float, float]
@@ -247,7 +248,7 @@ def _run_dir_teacher(path: Path, weights: str | None, image_size: int | None) ->
     if image_size is not None and image_size != enc.spec.image_size:
         raise CompressorError(f"teacher {path} was trained at {enc.spec.image_size} px; drop "
                               f"--teacher-image-size {image_size} (a run-directory teacher keeps its size)")
-    weights_file = str(path / "student.safetensors")
+    weights_file = str(RunDir(path).weights_path())
     info = {"name": str(path), "weights": weights_file, "random": False, "dropped_keys": []}
     teacher = TeacherEncoder(enc.backbone, info=info, name=str(path), spec=enc.spec, embed_dim=enc.embed_dim,
                              arch=enc.arch)

@@ -22,7 +22,7 @@ from compressor.pipeline.config import QUICK, PipelineConfig, pipeline_config, r
 from compressor.pipeline.stages import STAGES, Context
 from compressor.pipeline.state import PipelineState
 from compressor.registry import unknown_name_message
-from compressor.report import files
+from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
@@ -37,7 +37,7 @@ class PipelineResult:
 
     @property
     def report(self) -> Path:
-        return self.run_dir / files.REPORT_HTML
+        return RunDir(self.run_dir).report_paths[1]
 
 
 def _stage_names(names: Iterable[str] | None, what: str) -> list[str]:
@@ -92,7 +92,7 @@ def run_pipeline(config: str | Path | dict[str, Any], *, overrides: dict[str, An
             continue
         ctx.force = name in forced
         key = stage.key(ctx)
-        outputs_ok = all((run_dir / o).exists() for o in stage.outputs)
+        outputs_ok = all(o.exists() for o in stage.outputs(RunDir(run_dir)))
         if not ctx.force and outputs_ok and ctx.state.current(name, key):
             log.info("%s: current, skipped (--force %s to run it again)", name, name)
             result.skipped.append(name)

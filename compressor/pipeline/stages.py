@@ -18,7 +18,7 @@ from compressor.engine.config import TrainConfig
 from compressor.errors import CompressorError
 from compressor.pipeline.config import PipelineConfig
 from compressor.pipeline.state import PipelineState, file_digest, stage_key
-from compressor.report import files
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
 log = logging.getLogger("compressor")
@@ -34,13 +34,17 @@ class Context:
     force: bool = False  # this stage was named in --force
 
     @property
+    def run(self) -> RunDir:
+        return RunDir(self.run_dir)
+
+    @property
     def student_digest(self) -> str | None:
-        return file_digest(self.run_dir / "student.safetensors")
+        return file_digest(self.run.weights_path())
 
     def teacher_run(self) -> Path | None:
         """The teacher's run directory when the (first) teacher is a run of ours, else ``None``."""
         names = self.train.teachers()
-        if names and (Path(names[0]).expanduser() / "student.json").is_file():
+        if names and RunDir(Path(names[0]).expanduser()).is_finished():
             return Path(names[0]).expanduser()
         return None
 
@@ -48,10 +52,10 @@ class Context:
         t = self.teacher_run()
         return {"teacher": self.train.teacher, "weights": self.train.teacher_weights,
                 "size": self.train.teacher_image_size,
-                "digest": file_digest(t / "student.safetensors") if t else None}
+                "digest": file_digest(RunDir(t).weights_path()) if t else None}
 
     def needs_student(self, stage: str) -> None:
-        if not (self.run_dir / "student.json").is_file():
+        if not self.run.is_finished():
             raise CompressorError(f"{stage} needs a trained student in {self.run_dir}; run the distill stage "
                                   "first (drop --only)")
 
@@ -69,7 +73,7 @@ def run_distill(ctx: Context, key: str) -> None:
     from compressor.engine.trainer import train
 
     run_dir = ctx.run_dir
-    has_run = bool(list_checkpoints(run_dir)) or (run_dir / "student.json").is_file()
+    has_run = bool(list_checkpoints(run_dir)) or ctx.run.is_finished()
     resume = False
     if has_run:
         if ctx.force or ctx.state.started_with("distill") != key:
@@ -114,7 +118,7 @@ def run_eval(ctx: Context, key: str) -> None:
     out = knn(load_encoder(ctx.run_dir))
     if pc.teacher and tc.teachers():
         out["teacher"] = {"name": tc.teachers()[0], **knn(build_teachers(tc)[0])}
-    path = ctx.run_dir / files.EVAL_JSON
+    path = ctx.run.eval_path
     if path.is_file():  # a quality table added by the demo stays
         quality = json.loads(path.read_text()).get("quality")
         if quality:
@@ -144,7 +148,7 @@ def run_export(ctx: Context, key: str) -> None:
     for run in runs:
         for fmt in ctx.pipe.export:
             fkey = stage_key(stage=key, run=str(run), format=fmt)
-            exists = (run / "export" / file_name(fmt, baked=False)).is_file()
+            exists = (RunDir(run).export_dir / file_name(fmt, baked=False)).is_file()
             if done.get(f"{run}:{fmt}") == fkey and exists and not ctx.force:  # done before an interruption
                 continue
             opts = ExportOptions(format=fmt, calib_size=ctx.pipe.calib_size, check_size=ctx.pipe.check_size,
@@ -170,9 +174,9 @@ def bench_key(ctx: Context) -> str:
     teacher = ctx.teacher_run()
     return stage_key(pipe=ctx.pipe.section("bench_backends", "bench_batches", "bench_seconds", "bench_iters",
                                            "bench_warmup", "threads", "teacher"),
-                     student=ctx.student_digest, manifest=file_digest(ctx.run_dir / "export" / "manifest.json"),
+                     student=ctx.student_digest, manifest=file_digest(ctx.run.manifest_path),
                      teacher=ctx.teacher_id(),
-                     teacher_manifest=file_digest(teacher / "export" / "manifest.json") if teacher else None)
+                     teacher_manifest=file_digest(RunDir(teacher).manifest_path) if teacher else None)
 
 
 def run_bench(ctx: Context, key: str) -> None:
@@ -180,8 +184,8 @@ def run_bench(ctx: Context, key: str) -> None:
 
     ctx.needs_student("bench")
     opts = _bench_options(ctx)
-    bench(ctx.run_dir, opts).to_json(ctx.run_dir / files.BENCH_JSON)
-    teacher_path = ctx.run_dir / files.TEACHER_BENCH_JSON
+    bench(ctx.run_dir, opts).to_json(ctx.run.bench_path)
+    teacher_path = ctx.run.teacher_bench_path
     if not (ctx.pipe.teacher and ctx.train.teachers()):
         teacher_path.unlink(missing_ok=True)
         return
@@ -196,9 +200,10 @@ def run_bench(ctx: Context, key: str) -> None:
 
 # -- report ---------------------------------------------------------------------------------------------
 def report_key(ctx: Context) -> str:
-    names = ["config.yaml", "metrics.jsonl", "student.json", files.EVAL_JSON, files.BENCH_JSON,
-             files.TEACHER_BENCH_JSON, "export/manifest.json"]
-    return stage_key(inputs={n: file_digest(ctx.run_dir / n) for n in names})
+    run = ctx.run
+    paths = [run.config_path, run.metrics_path, run.meta_path(), run.eval_path, run.bench_path,
+             run.teacher_bench_path, run.manifest_path]
+    return stage_key(inputs={p.relative_to(run.path).as_posix(): file_digest(p) for p in paths})
 
 
 def run_report(ctx: Context, key: str) -> None:
@@ -214,14 +219,14 @@ class Stage:
     name: str
     key: Callable[[Context], str]
     run: Callable[[Context, str], None]
-    outputs: tuple[str, ...]  # files that must exist for the stage to count as current
+    outputs: Callable[[RunDir], tuple[Path, ...]]  # files that must exist for the stage to count as current
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("distill", distill_key, run_distill, ("student.json", "student.safetensors")),
-    Stage("eval", eval_key, run_eval, (files.EVAL_JSON,)),
-    Stage("export", export_key, run_export, ()),  # each format checks its own file
-    Stage("bench", bench_key, run_bench, (files.BENCH_JSON,)),
-    Stage("report", report_key, run_report, (files.REPORT_MD, files.REPORT_HTML)),
+    Stage("distill", distill_key, run_distill, lambda r: (r.meta_path(), r.weights_path())),
+    Stage("eval", eval_key, run_eval, lambda r: (r.eval_path,)),
+    Stage("export", export_key, run_export, lambda r: ()),  # each format checks its own file
+    Stage("bench", bench_key, run_bench, lambda r: (r.bench_path,)),
+    Stage("report", report_key, run_report, lambda r: r.report_paths),
 )}
 

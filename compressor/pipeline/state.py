@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compressor.report import files
+from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
 
@@ -38,7 +38,7 @@ class PipelineState:
     """Reads and atomically rewrites ``pipeline.json``; one record per stage."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / files.PIPELINE_JSON
+        self.path = RunDir(run_dir).pipeline_path
         try:
             self.records: dict[str, dict[str, Any]] = json.loads(self.path.read_text()) if self.path.is_file() \
                 else {}

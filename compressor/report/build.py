@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from compressor.report import files
 from compressor.report.collect import ReportData, collect, headline
 from compressor.report.plots import latency_vs_accuracy, training_curves
+from compressor.rundir import REPORT_ASSETS, RunDir
 from compressor.utils.io import atomic_write, atomic_write_text
 
 Table = tuple[list[str], list[list[str]]]
@@ -114,7 +114,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
         def write(p: Path, b: bytes = png) -> None:
             p.write_bytes(b)
 
-        atomic_write(out / files.REPORT_ASSETS / name, write)
+        atomic_write(RunDir(out).report_assets_dir / name, write)
     head = headline(data)
     title = f"{data.student.get('arch')} distilled with {data.config.get('recipe', '?')}: {data.run_dir.name}"
     sections: list[tuple[str, Table | None, str | None, str]] = [
@@ -145,7 +145,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
             body.append(_html_table(table))
         if plot is not None and plot in plots_ok:
             fname, png = plots_ok[plot]
-            md.append(f"![{plot}]({files.REPORT_ASSETS}/{fname})\n")
+            md.append(f"![{plot}]({REPORT_ASSETS}/{fname})\n")
             b64 = base64.b64encode(png).decode()
             body.append(f"<img alt='{html.escape(plot)}' src='data:image/png;base64,{b64}'>")
     md.append("## Resolved configuration\n")
@@ -159,7 +159,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
     page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style><script>{_PROBE}</script></head>\n<body>\n" + "\n".join(body)
             + "\n</body></html>\n")
-    md_path, html_path = out / files.REPORT_MD, out / files.REPORT_HTML
+    md_path, html_path = RunDir(out).report_paths
     atomic_write_text(md_path, "\n".join(md))
     atomic_write_text(html_path, page)
     return md_path, html_path

@@ -1,7 +1,7 @@
 """Everything a report shows, read from a run directory (and its teacher's, when that is a run too).
 
 Nothing here measures: the figures come from the files ``distill``, ``eval``, ``export`` and ``bench``
-wrote (see :mod:`compressor.report.files`). What is missing is left out of the report, not invented.
+wrote (see :mod:`compressor.rundir`). What is missing is left out of the report, not invented.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from compressor.errors import CompressorError
-from compressor.report import files
+from compressor.rundir import RunDir
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _fidelity_of(file: str | None) -> dict[str, Any]:
     """The export manifest's fidelity block of an exported file (empty for the PyTorch model)."""
     if not file:
         return {}
-    from compressor.export.manifest import manifest_entry
+    from compressor.manifest import manifest_entry
 
     try:
         return (manifest_entry(file) or {}).get("fidelity", {})
@@ -112,22 +112,24 @@ def _deploy_rows(bench: dict[str, Any] | None, model: str, knn: float | None) ->
 
 def collect(run_dir: str | Path) -> ReportData:
     """Read a finished run directory; a run without ``student.json`` is an error naming the fix."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "student.json").is_file():
-        raise CompressorError(f"{run_dir} is not a finished run (no student.json); pass the --out of a finished "
-                              "`compress distill` or `compress run`")
-    cfg_path = run_dir / "config.yaml"
+    run = RunDir(run_dir)
+    run_dir = run.path
+    if not run.is_finished():
+        raise CompressorError(f"{run_dir} is not a finished run (no {run.meta_path().name}); pass the --out of a "
+                              "finished `compress distill` or `compress run`")
+    cfg_path = run.config_path
     config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
-    evaluation = _json(run_dir / files.EVAL_JSON) or {}
-    bench = _json(run_dir / files.BENCH_JSON)
-    teacher_bench = _json(run_dir / files.TEACHER_BENCH_JSON)
-    data = ReportData(run_dir=run_dir, config=config, run=_json(run_dir / "run.json") or {},
-                      student=_json(run_dir / "student.json"), metrics=read_metrics(run_dir / "metrics.jsonl"),
+    evaluation = _json(run.eval_path) or {}
+    bench = _json(run.bench_path)
+    teacher_bench = _json(run.teacher_bench_path)
+    data = ReportData(run_dir=run_dir, config=config, run=_json(run.info_path) or {},
+                      student=_json(run.meta_path()), metrics=read_metrics(run.metrics_path),
                       evaluation=evaluation, env=(bench or teacher_bench or {}).get("env", {}))
     data.deploy = _deploy_rows(bench, "student", data.student_knn) + \
         _deploy_rows(teacher_bench, "teacher", data.teacher_knn)
-    for what, found in (("evaluation (eval.json)", evaluation), ("student benchmark (bench.json)", bench),
-                        ("teacher benchmark (bench-teacher.json)", teacher_bench)):
+    for what, found in ((f"evaluation ({run.eval_path.name})", evaluation),
+                        (f"student benchmark ({run.bench_path.name})", bench),
+                        (f"teacher benchmark ({run.teacher_bench_path.name})", teacher_bench)):
         if not found:
             data.notes.append(f"no {what}: its part of the report is left out")
     for b in (bench, teacher_bench):

@@ -86,8 +86,8 @@ def test_every_int_field_has_a_range() -> None:
 
 def test_every_recipe_default_passes_the_recipe_rules() -> None:
     from compressor.engine.ranges import check_recipe_numbers
+    from compressor.engine.recipe import make_config
     from compressor.recipes import RECIPES, get_recipe
-    from compressor.recipes.base import make_config
 
     for name in RECIPES.names():
         check_recipe_numbers(name, make_config(get_recipe(name), {}))

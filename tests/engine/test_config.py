@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from compressor.engine.config import parse_set_options, resolve_config
+from compressor.engine.recipe import make_config
 from compressor.engine.schedule import cosine_schedule
 from compressor.errors import CompressorError
-from compressor.recipes.base import make_config
 from compressor.recipes.mvmr import MVMR
 
 

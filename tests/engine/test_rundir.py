@@ -66,3 +66,39 @@ def test_truncated_weights_use_the_same_wording(tmp_path: Path) -> None:
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CompressorError, match=rf"^{weights} is corrupt"):
         load_encoder(tmp_path)
+
+
+RUN_FILES = ("config.yaml", "run.json", "metrics.jsonl", "student.json", "student.safetensors", "checkpoints",
+             "manifest.json", "eval.json", "bench.json", "bench-teacher.json", "pipeline.json", "report.md",
+             "report.html")
+
+
+def _run_file_literals(root: Path) -> list[str]:
+    """``path:line: literal`` for each string constant that is a run file's name or a path ending in one
+    (prose that mentions a file, as help text or an error message does, is not a way to reach it)."""
+    import ast
+    import re
+
+    spelled = re.compile(rf"(^|/)({'|'.join(map(re.escape, RUN_FILES))})$")
+
+    found = []
+    for folder in ("compressor", "recipes", "export", "benchmarks"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and spelled.search(node.value):
+                    found.append(f"{path.relative_to(root).as_posix()}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_run_file_names_are_spelled_in_rundir_only() -> None:
+    """Each run-file name is a literal once, in compressor/rundir.py; every other module (and the benchmark
+    scripts) reaches the file through :class:`RunDir`. torch hub's own ``checkpoints`` folder is not a run file."""
+    root = Path(__file__).resolve().parents[2]
+    hits = [h for h in _run_file_literals(root) if not h.startswith("compressor/rundir.py:")]
+    assert [h for h in hits if h != "compressor/models/_hub.py:75: 'checkpoints'"] == []
+
+
+def test_the_run_file_check_finds_a_spelled_name(tmp_path: Path) -> None:
+    (tmp_path / "compressor").mkdir()
+    (tmp_path / "compressor" / "x.py").write_text('p = run / "student.json"\nq = "see student.json for more"\n')
+    assert _run_file_literals(tmp_path) == ["compressor/x.py:1: 'student.json'"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.errors import CompressorError
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.css import CSS, corner_mask, css_loss, ensemble_logits, joint_labels
 
 

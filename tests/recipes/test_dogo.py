@@ -9,8 +9,8 @@ import torch
 
 from compressor.data.datasets import SyntheticDataset
 from compressor.data.loader import ViewDataset, collate_views
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.dogo import DoGo, dogo_losses, kl_mean
 
 

@@ -11,9 +11,9 @@ from torchvision.transforms import v2
 
 from compressor.data.datasets import SyntheticDataset
 from compressor.data.loader import ViewDataset, collate_views
+from compressor.engine.recipe import KINDS, DataInfo, Recipe, make_config
 from compressor.models.students import build_student
 from compressor.recipes import list_recipes
-from compressor.recipes.base import KINDS, DataInfo, Recipe, make_config
 
 # Small settings so a step is quick on CPU; models a recipe needs that differ from the default pair.
 SMALL = {"projector_dims": [64, 32], "hidden_dim": 64}
@@ -85,3 +85,13 @@ def test_views_crop_with_the_configured_scale(recipe_cls: type[Recipe], teacher,
     recipe = _build(recipe_cls, teacher)
     crops = _crops(recipe.views())
     assert crops and all(c.scale == (0.65, 1.0) for c in crops), [c.scale for c in crops]
+
+
+@pytest.mark.parametrize("recipe_cls", [r for r in list_recipes() if r.needs_peer], ids=lambda r: r.name)
+def test_a_pair_recipe_without_its_peer_names_the_flag(recipe_cls: type[Recipe]) -> None:
+    """Built from Python without a peer, a pair recipe is one line naming --peer (mokd and css had a bare assert)."""
+    from compressor.errors import CompressorError
+
+    with pytest.raises(CompressorError, match="--peer"):
+        recipe_cls(make_config(recipe_cls, {}), build_student("resnet18", 32), peer=None,
+                   data=DataInfo(num_classes=10, batch_size=8))

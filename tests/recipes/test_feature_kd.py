@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.feature_kd import FeatureKD, cosine_regression
 
 

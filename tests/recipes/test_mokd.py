@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.errors import CompressorError
 from compressor.losses.dino import DINOLoss, search_loss
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.mokd import MOKD, local_crop_size, teacher_temperature
 
 SMALL = {"out_dim": 16, "head_hidden_dim": 32, "head_bottleneck_dim": 16, "n_local_crops": 2}

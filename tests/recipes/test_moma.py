@@ -10,9 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from compressor.data.datasets import SyntheticDataset
 from compressor.data.loader import ViewDataset, collate_views
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.errors import CompressorError
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.moma import MOMA, moma_loss, random_patch_mask, vit_visible_forward
 from tests.conftest import frozen_teacher
 

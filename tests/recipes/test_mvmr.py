@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from compressor.engine.recipe import resolve_optimizer_preset
+from compressor.engine.recipe import DataInfo, make_config, resolve_optimizer_preset
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.mvmr import MVMR, mvmr_loss
 from tests.conftest import frozen_teacher
 

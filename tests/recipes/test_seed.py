@@ -11,9 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.losses.queue import EmbeddingQueue
 from compressor.models.students import build_student
-from compressor.recipes.base import DataInfo, make_config
 from compressor.recipes.seed import SEED, seed_loss
 from tests.conftest import frozen_teacher
 

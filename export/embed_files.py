@@ -22,6 +22,7 @@ from compressor.data.loader import ViewDataset, collate_views
 from compressor.data.transforms import Views, eval_transform
 from compressor.errors import CompressorError
 from compressor.models.encoder import InputSpec
+from compressor.rundir import MANIFEST
 from compressor.utils.io import atomic_write, atomic_write_text
 
 log = logging.getLogger("compressor")
@@ -30,12 +31,12 @@ Model = Callable[[torch.Tensor], np.ndarray]
 
 
 def _exported(path: Path) -> tuple[Model, InputSpec]:
-    from compressor.export.manifest import read_manifest
+    from compressor.manifest import read_manifest
 
     manifest = read_manifest(path.parent)
     entry, student = manifest["exports"].get(path.name), manifest.get("student")
     if entry is None or student is None:
-        raise CompressorError(f"{path} has no entry in {path.parent / 'manifest.json'}; embed the run directory, "
+        raise CompressorError(f"{path} has no entry in {path.parent / MANIFEST}; embed the run directory, "
                               "or keep the file beside the manifest `compress export` wrote")
     spec = InputSpec.from_dict(student)
     baked = bool(entry.get("input", {}).get("preprocess_baked", False))

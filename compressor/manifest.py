@@ -1,5 +1,8 @@
 """``export/manifest.json``: one entry per exported file, rewritten atomically after every export.
 
+``compressor.export`` writes it; the report, ``compress embed`` and ``compress bench`` read it. It sits in
+the core, beside :mod:`compressor.rundir`, so that its readers need not import the export plug-in.
+
 ```
 {"format": "compressor-export/1", "student": {...student.json...},
  "exports": {"model.int8.onnx": {"format": "onnx-int8", "precision": "int8", "size_mb": 24.1, "opset": 17,
@@ -13,9 +16,9 @@ import json
 from pathlib import Path
 
 from compressor.errors import CompressorError
+from compressor.rundir import MANIFEST
 from compressor.utils.io import atomic_write_text
 
-MANIFEST = "manifest.json"
 FORMAT = "compressor-export/1"
 
 
