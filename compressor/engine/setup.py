@@ -10,6 +10,7 @@ import torch
 
 from compressor.data.datasets import ImageDataset, build_dataset
 from compressor.data.loader import batches_per_epoch
+from compressor.data.subset import training_subset
 from compressor.engine.config import TrainConfig
 from compressor.engine.recipe import (
     DataInfo,
@@ -46,17 +47,6 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     if table[name] is torch.float16 and device.type != "cuda":
         raise CompressorError("--precision fp16 needs CUDA; use fp32 (or bf16) on CPU")
     return table[name]
-
-
-def training_subset(ds: ImageDataset, max_images: int | None, seed: int) -> ImageDataset:
-    """A fixed random subset of ``max_images`` images (the same for every run with this seed)."""
-    if not max_images or max_images >= len(ds):
-        return ds
-    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:max_images].sort().values
-    sub = torch.utils.data.Subset(ds, idx.tolist())
-    sub.classes = ds.classes  # type: ignore[attr-defined]
-    sub.has_labels = ds.has_labels  # type: ignore[attr-defined]
-    return sub  # type: ignore[return-value]
 
 
 def build_teachers(cfg: TrainConfig) -> list[Encoder]:
