@@ -93,8 +93,8 @@ def _folder_dataset(root: Path, split: str) -> ImageDataset:
                               "`fashion-mnist` or `synthetic` to --data")
     named = {p.name: p for p in root.iterdir() if p.is_dir()}
     if "train" in named and ("val" in named or "test" in named):
-        sub = named["train"] if split == "train" else named.get("val", named.get("test"))
-        return FolderDataset.scan(sub)  # type: ignore[arg-type]
+        sub = named["train"] if split == "train" else named.get("val") or named["test"]
+        return FolderDataset.scan(sub)
     # No explicit split: a fixed 80/20 split (every 5th image is held out) so eval queries are unseen.
     full = FolderDataset.scan(root)
     keep = [i for i in range(len(full)) if (i % 5 == 4) == (split != "train")]

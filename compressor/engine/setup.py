@@ -133,8 +133,8 @@ def build_components(cfg: TrainConfig) -> Components:
     if cfg.student_weights:
         from compressor.models.student_weights import load_student_weights
 
-        student.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
-            student, cfg.student_weights, trust=cfg.trust_checkpoint)
+        loaded = load_student_weights(student, cfg.student_weights, trust=cfg.trust_checkpoint)
+        object.__setattr__(student, "weights_info", loaded)  # for run.json (nn.Module's setter is typed for tensors)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
     source = _cache_source(cfg)
     with torch.random.fork_rng(devices=[]):  # the heads' initial weights do not depend on how the teacher came
