@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from compressor.data.images import IMAGE_EXTENSIONS, ImageDataset, load_image
-from compressor.data.shards import is_shard_spec, open_shards
+from compressor.data.shard_spec import is_shard_spec
+from compressor.data.shards import open_shards
 from compressor.errors import CompressorError
 
 log = logging.getLogger("compressor")
