@@ -171,7 +171,10 @@ def _run_jobs(jobs, tgt: _Target, encoder, inputs, reference, model_facts, threa
 
 
 def _spec(encoder, path: Path | None):
-    return encoder.spec if encoder is not None else _spec_from_file(path)  # type: ignore[arg-type]
+    if encoder is not None:
+        return encoder.spec
+    assert path is not None  # an exported file is benched when there is no PyTorch model
+    return _spec_from_file(path)
 
 
 def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int, opts: BenchOptions):

@@ -10,7 +10,7 @@ beside the output names exactly the images whose rows are in it, in order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -125,12 +125,13 @@ def embed_folder(target: str | Path, folder: str | Path, out: str | Path, *, bat
     ds.labels = list(range(len(ds)))  # the label slot carries the index, to name the files that loaded
     loader = DataLoader(ViewDataset(ds, Views(x=eval_transform(spec)), seed=0), batch_size=batch_size,
                         collate_fn=collate_views)
+    batches: Iterable[dict[str, torch.Tensor]] = loader
     if progress:
         from compressor.utils.progress import track
 
-        loader = track(loader, description="embedding", total=len(loader))  # type: ignore[assignment]
+        batches = track(loader, description="embedding", total=len(loader))
     rows, kept = [], []
-    for batch in loader:
+    for batch in batches:
         if "x" in batch:
             rows.append(model(batch["x"]))
             kept += [str(ds.files[int(i)].relative_to(root)) for i in batch["label"]]

@@ -19,7 +19,7 @@ import numpy as np
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.env import tool_versions
-from compressor.export.options import ExportOptions
+from compressor.export.options import ExportOptions, check_export_options
 from compressor.export.quantize import CALIB_METHODS
 from compressor.manifest import record_export
 from compressor.models.encoder import Encoder
@@ -54,17 +54,14 @@ def file_name(fmt: str, *, baked: bool) -> str:
     return stem + SUFFIX.get(fmt.split("-")[0], ".onnx")
 
 
-def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
-    """Export the student of ``run_dir`` as ``options.format``; see :class:`ExportOptions`."""
-    from compressor.models.saved import load_encoder, read_encoder_meta
-
-    opts = options or ExportOptions()
-    if opts.format == "timm":  # a folder for timm / the hub, not a graph: see export/timm_format.py
-        from compressor.export.timm_format import export_timm
-
-        return ExportResult(*export_timm(run_dir, opts.out_dir))
+def check_options(opts: ExportOptions) -> None:
+    """Everything about ``opts`` that can be refused before a file is written: the numbers' ranges (whatever
+    the format), the format, the calibration method, and the runtime the format needs."""
+    check_export_options(opts)
+    if opts.format == "timm":
+        return
     if opts.format not in FORMATS:
-        raise CompressorError(unknown_name_message("export format", opts.format, list(FORMATS)))
+        raise CompressorError(unknown_name_message("export format", opts.format, [*FORMATS, "timm"]))
     if opts.calib_method not in CALIB_METHODS:
         raise CompressorError(unknown_name_message("calibration method", opts.calib_method, list(CALIB_METHODS)))
     if opts.format.startswith("trt"):
@@ -76,6 +73,18 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
 
         if (reason := openvino_unavailable(nncf=opts.format == "openvino-int8")) is not None:
             raise CompressorError(reason)
+
+
+def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
+    """Export the student of ``run_dir`` as ``options.format``; see :class:`ExportOptions`."""
+    from compressor.models.saved import load_encoder, read_encoder_meta
+
+    opts = options or ExportOptions()
+    check_options(opts)
+    if opts.format == "timm":  # a folder for timm / the hub, not a graph: see export/timm_format.py
+        from compressor.export.timm_format import export_timm
+
+        return ExportResult(*export_timm(run_dir, opts.out_dir))
     run_dir = Path(run_dir)
     encoder = load_encoder(run_dir)
     out_dir = Path(opts.out_dir) if opts.out_dir else RunDir(run_dir).export_dir

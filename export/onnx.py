@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import onnx
@@ -156,8 +157,8 @@ def onnx_params(path: str | Path) -> int:
                if _numel(t.dims) > 1 and not t.name.endswith(("_scale", "_zero_point")))
 
 
-def _numel(dims: object) -> int:
+def _numel(dims: Iterable[int]) -> int:
     n = 1
-    for d in dims:  # type: ignore[attr-defined]
+    for d in dims:
         n *= int(d)
     return n

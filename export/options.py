@@ -1,7 +1,8 @@
 """What ``compress export`` and ``compress bench`` take, with every default declared here once.
 
-The library (``export_run``, ``bench``) and the CLI both read these dataclasses: the CLI's flags take
-their defaults from the fields, so ``--help`` shows the values the library uses. Light to import (no
+The library (``export_run``, ``bench``) and the CLI both read these dataclasses: ``compress export``
+builds its flags from ExportOptions' fields (default, type and help), as ``compress distill`` does from
+TrainConfig's, so ``--help`` shows the values the library uses. Light to import (no
 torch, ONNX or runtime), so the CLI can read it when it starts.
 """
 
@@ -10,30 +11,59 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from compressor.engine.config import option
+from compressor.engine.ranges import Range, check_range, flag
+from compressor.errors import CompressorError
 from compressor.export.runners import BACKENDS
 
 DEFAULT_OPSET = 17
+MAX_OPSET = 20  # the highest torch.onnx.export(dynamo=False) writes
 
 
 @dataclass
 class ExportOptions:
-    """Everything ``compress export`` takes (``export_run``)."""
+    """Everything ``compress export`` takes (``export_run``): each field is one of its flags, help text included."""
 
-    format: str = "onnx"
-    out_dir: Path | None = None  # default RUN/export
-    opset: int = DEFAULT_OPSET
-    bake_preprocess: bool = False
-    calib_data: str | None = None  # default: the run's training data
-    calib_size: int = 512
-    calib_method: str = "minmax"
-    min_cosine: float | None = None  # default: the format's threshold in exporter.FORMATS
-    check_size: int = 128  # held-out images for the parity check (and kNN queries)
-    knn: bool = True
-    int8_exclude: tuple[str, ...] = ()
-    trt_batch: tuple[int, int, int] = (1, 8, 32)
-    data: str | None = None  # default: the run's data (from config.yaml)
-    data_root: str | None = None
-    strict_fp32: bool = False  # openvino: compile with INFERENCE_PRECISION_HINT=f32 instead of the device's pick
+    format: str = option("onnx", "onnx, onnx-fp16, onnx-int8, openvino, openvino-int8, trt-fp16, trt-int8 or timm; "
+                                 "comma-separated for several (exported in turn).", aliases=("-f",))
+    out_dir: Path | None = option(None, "Output folder (default: RUN/export).", flag="--out")
+    opset: int = option(DEFAULT_OPSET, f"ONNX opset ({DEFAULT_OPSET} to {MAX_OPSET}).")
+    bake_preprocess: bool = option(False, "Put the normalisation in the graph: the input becomes uint8 N×H×W×3 RGB.",
+                                   flag="--bake-preprocess/--no-bake-preprocess")
+    calib_data: str | None = option(None, "INT8 calibration data SPEC (default: the run's training data).")
+    calib_size: int = option(512, "Number of INT8 calibration images.")
+    calib_method: str = option("minmax", "INT8 calibration: minmax, entropy or percentile.")
+    min_cosine: float | None = option(None, "Refuse the export below this mean cosine vs PyTorch (default 0.9999 "
+                                            "onnx, 0.999 fp16 and openvino, 0.98 int8).")
+    check_size: int = option(128, "Held-out images for the parity check (and kNN queries).")
+    knn: bool = option(True, "For INT8 on labelled data, report kNN top-1 of fp32 vs int8.", flag="--knn/--no-knn")
+    int8_exclude: tuple[str, ...] = option((), "ONNX node name to keep in float for INT8 (repeatable).", repeat=True)
+    trt_batch: tuple[int, int, int] = option((1, 8, 32), "TensorRT optimisation profile: min,opt,max batch.",
+                                             csv=True)
+    data: str | None = option(None, "Data SPEC for the parity check (default: the run's).")
+    data_root: str | None = option(None, "Where to look for fashion-mnist first.")
+    strict_fp32: bool = option(False, "openvino: run in fp32 even where the CPU would pick bf16.",
+                               flag="--strict-fp32")
+
+
+# field of ExportOptions → its range; every numeric field appears here (a test checks it).
+EXPORT_RANGES: dict[str, Range] = {
+    "opset": Range(DEFAULT_OPSET, MAX_OPSET, "LayerNormalization needs 17; torch's exporter writes up to 20"),
+    "calib_size": Range(1, 100_000),
+    "check_size": Range(1, 100_000),
+    "min_cosine": Range(-1, 1),
+    "trt_batch": Range(1, 65_536),
+}
+
+
+def check_export_options(opts: ExportOptions) -> None:
+    """Every numeric option inside its range, whatever the format: one line naming the flag and the range."""
+    for name, r in EXPORT_RANGES.items():
+        value = getattr(opts, name)
+        for v in value if isinstance(value, tuple) else (value,):
+            check_range(flag(name), v, r, whole=name != "min_cosine")
+    if len(opts.trt_batch) != 3 or not opts.trt_batch[0] <= opts.trt_batch[1] <= opts.trt_batch[2]:
+        raise CompressorError(f"--trt-batch takes min,opt,max with min ≤ opt ≤ max, not {tuple(opts.trt_batch)}")
 
 
 @dataclass

@@ -245,8 +245,7 @@ def _quality(cand: Candidate, run: Path, opts: PickOptions) -> None:
 
 def _mark_pareto(cands: list[Candidate]) -> None:
     """Pareto front over (latency ↓, kNN ↑): a candidate no other one beats on both."""
-    scored = [c for c in cands if c.knn_top1 is not None and c.p50_ms is not None]
-    for c in scored:
-        c.pareto = not any((o.p50_ms <= c.p50_ms and o.knn_top1 >= c.knn_top1  # type: ignore[operator]
-                            and (o.p50_ms < c.p50_ms or o.knn_top1 > c.knn_top1))  # type: ignore[operator]
-                           for o in scored if o is not c)
+    scored = [(c, c.p50_ms, c.knn_top1) for c in cands if c.knn_top1 is not None and c.p50_ms is not None]
+    for c, ms, knn in scored:
+        c.pareto = not any(oms <= ms and oknn >= knn and (oms < ms or oknn > knn)
+                           for o, oms, oknn in scored if o is not c)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,7 @@ def make_vit_dynamic(encoder: Encoder) -> None:
         return
     pe = vit.patch_embed
     pe.strict_img_size, pe.flatten, pe.output_fmt = False, False, Format.NHWC
-    vit.dynamic_img_size = True  # type: ignore[misc]  # timm marks it Final (for TorchScript)
+    object.__setattr__(vit, "dynamic_img_size", True)  # timm marks it Final (for TorchScript)
 
 
 def _init_linear(m: nn.Module) -> None:
@@ -100,7 +100,7 @@ class THead(nn.Module):
         self.pos = nn.Parameter(trunc_normal_(torch.zeros(1, dim, grid, grid), std=0.02)) if in_dim else None
         norm = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.Sequential(*[  # timm annotates norm_layer as type[Module]; its own models pass partials
-            Block(dim, heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm)  # type: ignore[arg-type]
+            Block(dim, heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=cast(type[nn.Module], norm))
             for _ in range(depth)])
         self.norm = norm(dim)
         self.blocks.apply(_init_linear)
@@ -157,9 +157,9 @@ class MOKDNet(nn.Module):
         return [self.mlp_head.last.weight, self.thead.last.weight]
 
     def forward(self, x: torch.Tensor) -> NetOut:
-        bb = self.encoder.backbone  # a timm model; torch types its methods as Tensor | Module
-        feats = bb.forward_features(x)  # type: ignore[operator]
-        pooled = bb.forward_head(feats, pre_logits=True)  # type: ignore[operator]
+        bb = cast(Any, self.encoder.backbone)  # a timm model; torch types its methods as Tensor | Module
+        feats = bb.forward_features(x)
+        pooled = bb.forward_head(feats, pre_logits=True)
         if self.vit:
             tokens, query = feats[:, bb.num_prefix_tokens:], pooled
         else:

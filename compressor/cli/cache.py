@@ -32,9 +32,10 @@ def build(
     Example: compress cache build tcache --teacher clip-vit-b16 --teacher-weights ViT-B-16.pt --data ./images
     """
     from compressor.data.datasets import build_dataset
+    from compressor.data.subset import training_subset
     from compressor.data.teacher_cache import TeacherCache, cache_key, fill_cache, teacher_source
     from compressor.engine.config import TrainConfig
-    from compressor.engine.setup import build_teachers, resolve_device, training_subset
+    from compressor.engine.setup import build_teachers, resolve_device
 
     setup_logging()
     cfg = TrainConfig(student="-", teacher=teacher, teacher_weights=teacher_weights,

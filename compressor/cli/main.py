@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except Exception as err:
         if _click_class(err, "NoArgsIsHelpError"):  # bare `compress`: the help, as --help prints it
-            typer.echo(err.format_message())  # type: ignore[attr-defined]  # a ClickException
+            typer.echo(cast(Any, err).format_message())  # a ClickException
             sys.exit(0)
         if _click_class(err, "ClickException"):  # usage errors: click's own message, on one line
-            typer.echo(f"error: {' '.join(err.format_message().split())}", err=True)  # type: ignore[attr-defined]  # a ClickException
+            typer.echo(f"error: {' '.join(cast(Any, err).format_message().split())}", err=True)  # a ClickException
             sys.exit(getattr(err, "exit_code", 2))
         if _click_class(err, "Abort"):
             typer.echo("interrupted", err=True)

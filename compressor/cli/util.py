@@ -40,9 +40,11 @@ def flag_name(field: dataclasses.Field) -> str:
 def dataclass_options(cls: type, hints: dict[str, Any], skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
     """One Typer option per field of ``cls``: its default, type and help come from the field itself.
 
-    Booleans become on-only flags (``--resume``); dict fields (``recipe_config``) a repeatable
-    ``key=value`` option under the field's ``flag`` name. The defaults shown in ``--help`` are the
-    dataclass's own, so a default is written once.
+    Booleans become on-only flags (``--resume``) unless the field's ``flag`` says ``--x/--no-x``; dict
+    fields (``recipe_config``) a repeatable ``key=value`` option under the field's ``flag`` name; tuple
+    fields a repeatable option (metadata ``repeat``) or comma-separated text (``csv``), turned back into
+    tuples by :func:`from_flags`. ``aliases`` adds short names (``-f``). The defaults shown in ``--help``
+    are the dataclass's own, so a default is written once.
     """
     params = []
     for f in dataclasses.fields(cls):
@@ -50,16 +52,38 @@ def dataclass_options(cls: type, hints: dict[str, Any], skip: tuple[str, ...] = 
             continue
         hint, help_text = hints[f.name], f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else None
+        names = (flag_name(f), *f.metadata.get("aliases", ()))
         if hint is bool:
-            info = typer.Option(flag_name(f), help=help_text, show_default=False)
+            info = typer.Option(*names, help=help_text, show_default="/" in names[0] and bool(default))
         elif f.default is dataclasses.MISSING:  # a mapping such as recipe_config: repeated key=value
-            hint, info = list[str] | None, typer.Option(flag_name(f), help=help_text, show_default=False,
+            hint, info = list[str] | None, typer.Option(*names, help=help_text, show_default=False,
                                                        metavar="KEY=VALUE")
+        elif f.metadata.get("repeat"):  # a tuple given by repeating the flag
+            hint, default, info = list[str] | None, None, typer.Option(*names, help=help_text, show_default=False,
+                                                                      metavar="<str>")
+        elif f.metadata.get("csv"):  # a tuple written as 1,8,32
+            hint, default, info = str, ",".join(str(v) for v in f.default), typer.Option(*names, help=help_text)
         else:
-            info = typer.Option(flag_name(f), help=help_text, show_default=default not in (None, ""))
+            info = typer.Option(*names, help=help_text, show_default=default not in (None, ""))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=Annotated[hint, info]))
     return params
+
+
+def from_flags(cls: type, values: dict[str, Any]) -> Any:
+    """An instance of ``cls`` from the flags :func:`dataclass_options` made: repeated and comma-separated
+    tuple fields become tuples (integers for a ``csv`` field, with a one-line error naming the flag)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value = values[f.name]
+        if f.metadata.get("repeat"):
+            value = tuple(value or ())
+        elif f.metadata.get("csv"):
+            value = parse_ints(value, flag_name(f))
+        out[f.name] = value
+    return cls(**out)
 
 
 def with_parameters(func: Callable[..., Any], extra: list[inspect.Parameter]) -> Callable[..., Any]:

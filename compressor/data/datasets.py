@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from compressor.data.images import IMAGE_EXTENSIONS, ImageDataset, load_image
-from compressor.data.shards import is_shard_spec, open_shards
+from compressor.data.shard_spec import is_shard_spec
+from compressor.data.shards import open_shards
 from compressor.errors import CompressorError
 
 log = logging.getLogger("compressor")
@@ -93,8 +94,8 @@ def _folder_dataset(root: Path, split: str) -> ImageDataset:
                               "`fashion-mnist` or `synthetic` to --data")
     named = {p.name: p for p in root.iterdir() if p.is_dir()}
     if "train" in named and ("val" in named or "test" in named):
-        sub = named["train"] if split == "train" else named.get("val", named.get("test"))
-        return FolderDataset.scan(sub)  # type: ignore[arg-type]
+        sub = named["train"] if split == "train" else named.get("val") or named["test"]
+        return FolderDataset.scan(sub)
     # No explicit split: a fixed 80/20 split (every 5th image is held out) so eval queries are unseen.
     full = FolderDataset.scan(root)
     keep = [i for i in range(len(full)) if (i % 5 == 4) == (split != "train")]

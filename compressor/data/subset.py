@@ -1,10 +1,10 @@
 """Representative subsets: a seeded, class-stratified random sample instead of "the first N images".
 
-Calibration, parity and kNN checks, bench inputs and ``eval --max-*`` all look at a few hundred
-images of a data set. Taking the first N is wrong on exactly the data users bring: a class-folder
-data set is sorted by class, so its first 512 images are often one class, and INT8 scales or
-fidelity figures computed on them do not describe the rest. Fashion-MNIST hides this because its
-files are already shuffled.
+Calibration, parity and kNN checks, bench inputs, ``eval --max-*`` and training's ``--max-images``
+all look at a subset of a data set, and all draw it here. Taking the first N is wrong on exactly
+the data users bring: a class-folder data set is sorted by class, so its first 512 images are often
+one class, and INT8 scales or fidelity figures computed on them do not describe the rest.
+Fashion-MNIST hides this because its files are already shuffled.
 
 The order drawn here puts one image of every class first (in random order), then the rest in
 proportion to the class sizes, so any prefix of it is itself representative: ``n >= #classes``
@@ -14,10 +14,15 @@ images hold every class, and a bench batch of 8 taken from the front is mixed.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from torch.utils.data import Subset
+
+from compressor.data.images import ImageDataset
 
 STRATEGY = "class-stratified random"
 
@@ -26,12 +31,15 @@ def dataset_labels(ds: object) -> np.ndarray | None:
     """Every label of ``ds`` without decoding an image, or ``None`` when it has none (or cannot say)."""
     if not getattr(ds, "has_labels", False):
         return None
+    if isinstance(ds, Subset):  # the base set's labels, at the subset's indices
+        inner = dataset_labels(ds.dataset)
+        return None if inner is None else inner[np.asarray(ds.indices, dtype=np.int64)]
     labels = getattr(ds, "labels", None)
     if labels is not None:
         return np.asarray(labels, dtype=np.int64)
     classes = getattr(ds, "classes", None)
-    if type(ds).__name__ == "SyntheticDataset" and classes:
-        return np.arange(len(ds), dtype=np.int64) % len(classes)  # type: ignore[arg-type]  # it has __len__
+    if isinstance(ds, ImageDataset) and type(ds).__name__ == "SyntheticDataset" and classes:
+        return np.arange(len(ds), dtype=np.int64) % len(classes)
     return None
 
 
@@ -79,6 +87,29 @@ class Sample:
         return out
 
 
-def representative_order(ds: object, seed: int = 0) -> np.ndarray:
+def representative_order(ds: ImageDataset, seed: int = 0) -> np.ndarray:
     """:func:`stratified_order` over a data set's own labels."""
-    return stratified_order(dataset_labels(ds), len(ds), seed)  # type: ignore[arg-type]  # datasets have __len__
+    return stratified_order(dataset_labels(ds), len(ds), seed)
+
+
+class SubsetDataset(Subset[Any], ImageDataset):
+    """``indices`` of ``dataset`` that is still an :class:`ImageDataset` (its classes, and its labels)."""
+
+    def __init__(self, dataset: ImageDataset, indices: Iterable[int]) -> None:
+        super().__init__(dataset, [int(i) for i in indices])
+        self.classes = dataset.classes
+
+
+def sample(ds: ImageDataset, n: int | None, seed: int = 0) -> ImageDataset:
+    """The first ``n`` of :func:`representative_order` (all of ``ds`` when ``n`` is ``None`` or not smaller)."""
+    if not n or n >= len(ds):
+        return ds
+    return SubsetDataset(ds, representative_order(ds, seed)[:n])
+
+
+def training_subset(ds: ImageDataset, max_images: int | None, seed: int) -> ImageDataset:
+    """``--max-images``: a fixed class-stratified random subset (the same for every run with this seed),
+    in the data set's own order."""
+    if not max_images or max_images >= len(ds):
+        return ds
+    return SubsetDataset(ds, np.sort(representative_order(ds, seed)[:max_images]))

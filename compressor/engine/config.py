@@ -41,7 +41,8 @@ class TrainConfig:
     recipe: str = option("mvmr", "Recipe (see `compress list recipes`).")
     data: str = option("", "A folder of images (class sub-folders give labels), `fashion-mnist` or `synthetic`.")
     data_root: str | None = option(None, "Where to look for fashion-mnist first.")
-    max_images: int | None = option(None, "Train on a fixed random subset of N images.")
+    max_images: int | None = option(None, "Train on a fixed, class-stratified random subset of N images "
+                                                 "(compressor/data/subset.py; the same for the same --seed).")
     epochs: int | None = option(None, "Epochs to train (default 1 when --max-steps is absent).")
     max_steps: int | None = option(None, "Stop after N optimisation steps.")
     batch_size: int = option(64, "Images per step (at most the number of training images).")

@@ -74,12 +74,20 @@ def check_value(name: str, value: Any) -> None:
     """``value`` of the TrainConfig field ``name`` is inside its range (``None`` = not given = fine)."""
     if value is None or name not in TRAIN_RANGES:
         return
-    r = _range(name)
+    check_range(flag(name), value, _range(name))
+
+
+def check_range(option: str, value: Any, r: Range, *, whole: bool = True) -> None:
+    """``value`` of ``option`` (a flag such as ``--calib-size``) is a finite number inside ``r``, or one line
+    saying so."""
+    if value is None:
+        return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CompressorError(f"{flag(name)} must be a whole number {r.describe()}, got {_short(value)}")
+        raise CompressorError(f"{option} must be {'a whole number' if whole else 'a number'} {r.describe()}, "
+                              f"got {_short(value)}")
     if not r.low <= value <= r.high:
         hint = f" ({r.why})" if r.why else ""
-        raise CompressorError(f"{flag(name)} must be {r.describe()}{hint}, got {_short(value)}")
+        raise CompressorError(f"{option} must be {r.describe()}{hint}, got {_short(value)}")
 
 
 def check_train_config(cfg: Any) -> None:

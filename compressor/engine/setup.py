@@ -10,6 +10,7 @@ import torch
 
 from compressor.data.datasets import ImageDataset, build_dataset
 from compressor.data.loader import batches_per_epoch
+from compressor.data.subset import training_subset
 from compressor.engine.config import TrainConfig
 from compressor.engine.recipe import (
     DataInfo,
@@ -46,17 +47,6 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     if table[name] is torch.float16 and device.type != "cuda":
         raise CompressorError("--precision fp16 needs CUDA; use fp32 (or bf16) on CPU")
     return table[name]
-
-
-def training_subset(ds: ImageDataset, max_images: int | None, seed: int) -> ImageDataset:
-    """A fixed random subset of ``max_images`` images (the same for every run with this seed)."""
-    if not max_images or max_images >= len(ds):
-        return ds
-    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:max_images].sort().values
-    sub = torch.utils.data.Subset(ds, idx.tolist())
-    sub.classes = ds.classes  # type: ignore[attr-defined]
-    sub.has_labels = ds.has_labels  # type: ignore[attr-defined]
-    return sub  # type: ignore[return-value]
 
 
 def build_teachers(cfg: TrainConfig) -> list[Encoder]:
@@ -171,8 +161,8 @@ def build_components(cfg: TrainConfig) -> Components:
     if cfg.student_weights:
         from compressor.models.student_weights import load_student_weights
 
-        student.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
-            student, cfg.student_weights, trust=cfg.trust_checkpoint)
+        loaded = load_student_weights(student, cfg.student_weights, trust=cfg.trust_checkpoint)
+        object.__setattr__(student, "weights_info", loaded)  # for run.json (nn.Module's setter is typed for tensors)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
     if peer is not None and cfg.peer_weights:
         peer.weights_info = load_peer_weights(peer, cfg.peer_weights, trust=cfg.trust_checkpoint)  # type: ignore[assignment]  # read by run.json

@@ -351,11 +351,11 @@ def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, *, per_par
 
 def _floats(logs: dict[str, float | torch.Tensor]) -> dict[str, float]:
     """The logged values as numbers: one host transfer for all the device tensors."""
-    keys = [k for k, v in logs.items() if isinstance(v, torch.Tensor)]
+    tensors = {k: v for k, v in logs.items() if isinstance(v, torch.Tensor)}
     out = {k: float(v) for k, v in logs.items() if not isinstance(v, torch.Tensor)}
-    if keys:
-        values = torch.stack([logs[k].detach().float().reshape(()) for k in keys]).tolist()  # type: ignore[union-attr]
-        out.update(zip(keys, values, strict=True))
+    if tensors:
+        values = torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).tolist()
+        out.update(zip(tensors, values, strict=True))
     return out
 
 

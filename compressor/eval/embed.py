@@ -31,11 +31,10 @@ def embed_dataset(model: nn.Module, spec: InputSpec, ds: ImageDataset, *, batch_
     ``limit`` takes a seeded, class-stratified random sample of that many images (never the first
     ``limit`` files: a class-folder data set is sorted by class).
     """
-    if limit is not None and limit < len(ds):
-        from compressor.data.subset import representative_order
+    if limit is not None:
+        from compressor.data.subset import sample
 
-        keep = representative_order(ds, seed=0)[:limit].tolist()
-        ds = torch.utils.data.Subset(ds, keep)  # type: ignore[assignment]
+        ds = sample(ds, limit, seed=0)
     vds = ViewDataset(ds, Views(x=eval_transform(spec)), seed=0)
     loader = DataLoader(vds, batch_size=batch_size, num_workers=workers, collate_fn=collate_views)
     was_training = model.training

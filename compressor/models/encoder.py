@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -90,6 +91,6 @@ def output_width(model: nn.Module, image_size: int) -> int:
             out = model(torch.zeros(1, 3, image_size, image_size))
         return int(out.shape[-1])
     except Exception:  # any failure of an arbitrary model's forward: fall back to timm's figure
-        return int(getattr(model, "head_hidden_size", None) or model.num_features)  # type: ignore[arg-type]
+        return int(getattr(model, "head_hidden_size", None) or cast(Any, model).num_features)  # a timm model
     finally:
         model.train(was_training)

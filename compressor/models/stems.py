@@ -49,9 +49,10 @@ def _stem_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d] | None:
     stem = getattr(model, "conv_stem", None)
     if isinstance(stem, nn.Conv2d):
         return model, "conv_stem", stem
-    inner = getattr(getattr(model, "stem", None), "conv", None)
-    if isinstance(inner, nn.Conv2d) and inner.kernel_size == (3, 3):  # RegNet's ConvNormAct stem
-        return model.stem, "conv", inner  # type: ignore[return-value]  # nn.Module attribute lookup
+    parent = getattr(model, "stem", None)
+    inner = getattr(parent, "conv", None)
+    if isinstance(parent, nn.Module) and isinstance(inner, nn.Conv2d) and inner.kernel_size == (3, 3):  # RegNet's
+        return parent, "conv", inner
     return None
 
 

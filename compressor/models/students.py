@@ -44,16 +44,16 @@ def create_timm_backbone(arch: str, image_size: int | None = None, *, stem: str 
         kind = resolve_stem(stem, model, size)
         if kind == "small":
             apply_small_stem(model, arch)
-    model.stem_kind = kind  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
+    object.__setattr__(model, "stem_kind", kind)  # a plain attribute (nn.Module's setter is typed for tensors)
     return model
 
 
 def timm_input_spec(model: nn.Module, image_size: int | None = None) -> InputSpec:
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     size = image_size or int(cfg.get("input_size", (3, 224, 224))[-1])
-    mean = tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406)))
-    std = tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225)))
-    return InputSpec(size, mean, std)  # type: ignore[arg-type]
+    m0, m1, m2 = (float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406)))
+    s0, s1, s2 = (float(v) for v in cfg.get("std", (0.229, 0.224, 0.225)))
+    return InputSpec(size, (m0, m1, m2), (s0, s1, s2))
 
 
 def build_student(name: str, image_size: int | None = None, *, stem: str = "imagenet",

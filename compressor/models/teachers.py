@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import open_clip
 import timm
@@ -187,7 +187,8 @@ def timm_spec(model_name: str) -> TeacherSpec:
     return TeacherSpec(
         name=f"timm:{model_name}", description=f"timm {model_name}, pooled features", embed_dim=0,
         image_size=int(cfg.input_size[-1]) if cfg else 224,
-        mean=tuple(cfg.mean) if cfg else IMAGENET_MEAN, std=tuple(cfg.std) if cfg else IMAGENET_STD,  # type: ignore
+        mean=cast(Floats3, tuple(cfg.mean)) if cfg else IMAGENET_MEAN,
+        std=cast(Floats3, tuple(cfg.std)) if cfg else IMAGENET_STD,
         builder=build_timm, sources=sources, arch=model_name,
         layout=Layout("", (("classifier", tuple(f"{c}.*" for c in classifier)),)))
 

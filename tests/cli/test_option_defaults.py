@@ -11,7 +11,7 @@ from compressor.cli.util import parse_ints
 from compressor.export.options import BenchOptions, ExportOptions
 
 # flag parameter -> (options field, how the CLI turns the flag's text into the field's value)
-EXPORT = {"format": ("format", None), "out": ("out_dir", None), "opset": ("opset", None),
+EXPORT = {"format": ("format", None), "out_dir": ("out_dir", None), "opset": ("opset", None),
           "bake_preprocess": ("bake_preprocess", None), "calib_data": ("calib_data", None),
           "calib_size": ("calib_size", None), "calib_method": ("calib_method", None),
           "min_cosine": ("min_cosine", None), "check_size": ("check_size", None), "knn": ("knn", None),

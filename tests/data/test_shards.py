@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 
 from compressor.data.datasets import build_dataset
 from compressor.data.loader import ViewDataset
+from compressor.data.shard_spec import expand_braces, shard_files
 from compressor.data.shard_writer import write_shards
-from compressor.data.shards import ShardDataset, expand_braces, shard_files
+from compressor.data.shards import ShardDataset
 from compressor.data.teacher_cache import dataset_identity
 from compressor.errors import CompressorError
 

@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 
 from compressor.data.datasets import SyntheticDataset
 from compressor.data.loader import ViewDataset, collate_views
+from compressor.data.subset import training_subset
 from compressor.data.teacher_cache import TeacherCache, attach_cache, cache_key, fill_cache
 from compressor.engine.recipe import DataInfo, make_config
-from compressor.engine.setup import training_subset
 from compressor.errors import CompressorError
 from compressor.models.students import build_student
 from compressor.recipes.mvmr import MVMR

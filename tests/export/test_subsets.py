@@ -71,3 +71,19 @@ def test_eval_max_images_covers_every_class(sorted_folder: Path) -> None:
     model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     _, labels = embed_dataset(model, InputSpec(16), ds, limit=5)
     assert sorted(labels.tolist()) == list(range(5))
+
+
+def test_training_subset_is_the_same_stratified_scheme(sorted_folder: Path) -> None:
+    """`--max-images` draws with the scheme everything else uses (it was a plain random subset of its own)."""
+    from compressor.data.subset import SubsetDataset, dataset_labels, representative_order, training_subset
+
+    ds = build_dataset(str(sorted_folder), "train")
+    sub = training_subset(ds, 10, seed=2)
+    assert isinstance(sub, SubsetDataset) and sub.classes == ds.classes and sub.has_labels
+    picked = list(sub.indices)
+    assert picked == sorted(representative_order(ds, seed=2)[:10].tolist())  # the data set's own order
+    labels = dataset_labels(sub)
+    assert labels is not None and set(labels.tolist()) == set(range(len(SIZES)))  # every class in 10 images
+    again = training_subset(ds, 10, seed=2)
+    assert isinstance(again, SubsetDataset) and list(again.indices) == picked  # seeded
+    assert training_subset(ds, None, seed=2) is ds and training_subset(ds, 10_000, seed=2) is ds
