@@ -29,8 +29,8 @@ Choices where METHODS.md leaves room:
   image (crop scale 0.5–1 + flip: the stand-in for CIFAR's pad-4 crop), each at its own size and
   normalisation. The step schedule (×0.1 at 150/225 of 300 epochs) is the engine's cosine here;
   one SGD optimiser per network, no gradient clipping (``clip_grad = 0``).
-  Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
-  lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``).
+  Runs shorter than ``short_run_steps`` (5,000) train with the short-run preset instead, AdamW
+  lr 1e-3 (``preset``; ``compressor.engine.preset.resolve_preset``).
 * ``kl_weight`` (1) scales both KL terms; ``--set kl_weight=0`` trains each network alone on css's
   branches and joint labels, the ablation that separates the peer's effect from the recipe's task.
 """

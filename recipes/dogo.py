@@ -32,8 +32,8 @@ Choices where the paper is unclear:
   normalisation; the authors' small-image code crops 0.08–1 and drops the blur.
 * Optimisation: Adam, lr 3e-4, wd 1e-6 (L2, Adam's coupled form) for both models; the schedule is
   the engine's cosine with 5% warm-up (not stated in the paper).
-  Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
-  lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``).
+  Runs shorter than ``short_run_steps`` (5,000) train with the short-run preset instead, AdamW
+  lr 1e-3 (``preset``; ``compressor.engine.preset.resolve_preset``).
 """
 
 from __future__ import annotations

@@ -39,8 +39,9 @@ Choices (METHODS.md leaves them open, or the engine is simpler than the authors'
   ``on_step_end``) — the CNN's T-Head is a transformer, and the authors put it in its own parameter
   group on the ViT's schedules rather than on the CNN's SGD rate. So a CNN contributes two
   optimisers and a ViT one. ``optimizer``/``lr``/``weight_decay`` of the base config are not used.
-  In a short run (``optimizer_preset``, ``compressor.engine.recipe.resolve_optimizer_preset``) every
-  group trains with the short-run optimiser (AdamW 1e-3, not scaled) and keeps its weight decay.
+  In a short run (``preset``, ``compressor.engine.preset.resolve_preset``) every group trains with
+  the short-run optimiser (``cnn_optimizer`` AdamW, ``cnn_lr`` = ``vit_lr`` = 1e-3, not scaled by the
+  batch) and keeps its weight decay.
   One cosine lr factor for all (the engine has one): warm-up 10% (10 of 100 epochs), floor
   ``min_lr_fraction`` 0.04 (between the CNN's 0.0048/0.1 and the ViT's 1e-5/3e-4).
 * Clipping: each parameter's gradient norm is clipped to 3 on its own, as DINO's and the authors'
@@ -91,8 +92,14 @@ class MOKDConfig(RecipeConfig):
     min_lr_fraction: float = 0.04
     clip_grad: float = 3.0
     clip_per_parameter: bool = True  # DINO/MOKD clip each parameter's gradient norm on its own
+    cnn_optimizer: str = "sgd"  # the CNN backbone's and MLP head's (the ViT and the T-Heads: AdamW)
     cnn_lr: float = 0.1
-    rate_fields: ClassVar[tuple[str, ...]] = (*RecipeConfig.rate_fields, "cnn_lr", "vit_lr")
+    rate_fields: ClassVar[tuple[str, ...]] = (*RecipeConfig.rate_fields, "cnn_optimizer", "cnn_lr", "vit_lr")
+    # the short-run optimiser (SHORT_RUN_OPTIMIZER) on every group: the per-model fields this recipe reads
+    short_run_settings: ClassVar[dict[str, Any]] = {
+        "scale_lr_by_batch": SHORT_RUN_OPTIMIZER["scale_lr_by_batch"],
+        "cnn_optimizer": SHORT_RUN_OPTIMIZER["optimizer"],
+        "cnn_lr": SHORT_RUN_OPTIMIZER["lr"], "vit_lr": SHORT_RUN_OPTIMIZER["lr"]}
     cnn_weight_decay: float = 1e-4
     vit_lr: float = 3e-4
     vit_weight_decay: float = 0.04
@@ -292,11 +299,9 @@ class MOKD(Recipe[MOKDConfig]):
         opts = []
         self._vit_decay_groups = []
         for vit_schedules, params in self._groups():
-            c = dataclasses.replace(cfg, optimizer="adamw" if vit_schedules else "sgd",
+            c = dataclasses.replace(cfg, optimizer="adamw" if vit_schedules else cfg.cnn_optimizer,
                                     lr=cfg.vit_lr if vit_schedules else cfg.cnn_lr,
                                     weight_decay=cfg.vit_weight_decay if vit_schedules else cfg.cnn_weight_decay)
-            if cfg.optimizer_preset == "short":  # every group on the short-run optimiser, same decays
-                c = dataclasses.replace(c, **SHORT_RUN_OPTIMIZER)
             opts.append(build_optimizer(c, params, self.data.batch_size))
             if vit_schedules:
                 self._vit_decay_groups += [g for g in opts[-1].param_groups if g["weight_decay"] > 0]

@@ -28,17 +28,14 @@ Choices where the paper is unclear (each a config field):
   views' statistics, which the authors' two separate calls do not).
 * Augmentation: jitter 0.8/0.8/0.8/0.2 (p=0.8), grayscale 0.2, blur always on, kernel 10% of the side.
 * Optimisation: the paper's Adam lr 1e-4, wd 1e-6, 10 of 200 epochs of warm-up.
-  Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
-  lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``), and crop
-  ``x_a`` milder: ``crop_scale_min`` 0.8 instead of 0.2 (``SHORT_RUN_CROP``, which says why).
-* ``w_dcor_teacher``: the paper's 1; a short run (the short preset) weights the teacher term 64.
-  At weight 1 the teacher term does not move in a few hundred steps (Fashion-MNIST, 156 steps:
-  ``1 − dCor(z, T)`` 0.27 → 0.29 while the two-view terms fall), and the student ends where the
-  same recipe without a teacher does (kNN 78.3 at weight 1, 78.5 at 0). The bounded, batch-estimated
-  dCor has a weak gradient next to the MSE's, which the paper's 200 epochs leave time to overcome
-  and a short run does not. Sweep (one seed, kNN): 0 → 78.5, 1 → 78.3, 4 → 79.0, 16 → 79.8,
-  64 → 80.5 (student alone 77.8); checked on a held-out case (docs/benchmarks.md). A weight given
-  with ``--set`` is kept.
+  Runs shorter than ``short_run_steps`` (5,000) train with the short-run preset instead (``preset``;
+  ``compressor.engine.preset.resolve_preset``): AdamW lr 1e-3, and ``x_a`` cropped milder,
+  ``crop_scale_min`` 0.8 instead of 0.2 (``SHORT_RUN_CROP``).
+* ``w_dcor_teacher``: the paper's 1; the short-run preset weights the teacher term 64. At weight 1 the
+  bounded, batch-estimated dCor has a weak gradient next to the MSE's, which the paper's 200 epochs
+  leave time to overcome and a short run does not: the teacher term barely moves and the student ends
+  where the same recipe without a teacher does. The sweep that chose 64 and the held-out check are in
+  docs/benchmarks.md. A weight given with ``--set`` is kept.
 * ``cache_teacher``: ``T(x_o)`` depends on the image only, so it may be computed once per image and
   kept in memory (the teacher then runs during the first epoch only). Off by default: a cached
   embedding was computed inside another batch, which can differ in the last bits from a fresh one.
@@ -55,7 +52,7 @@ import torch.nn.functional as F
 
 from compressor.data.transforms import MVMR_AUG, Views, augment_transform, eval_transform
 from compressor.engine.distributed import gather_with_grad
-from compressor.engine.recipe import SHORT_RUN_CROP, Recipe, ShortRunCropConfig, StepOutput, register_recipe
+from compressor.engine.recipe import Recipe, ShortRunCropConfig, StepOutput, register_recipe
 from compressor.losses.dcor import distance_correlation
 from compressor.models.heads import mlp
 
@@ -73,9 +70,9 @@ class MVMRConfig(ShortRunCropConfig):
     w_mse: float = 1.0
     w_var: float = 1.0
     w_dcor_views: float = 1.0
-    w_dcor_teacher: float = 1.0  # the paper's; the short preset sets 64 (see the module docstring)
+    w_dcor_teacher: float = 1.0  # the paper's; the short-run preset sets 64 (see the module docstring)
     cache_teacher: bool = False
-    short_run_settings: ClassVar[dict[str, Any]] = {"w_dcor_teacher": 64.0, **SHORT_RUN_CROP}
+    short_run_settings: ClassVar[dict[str, Any]] = {**ShortRunCropConfig.short_run_settings, "w_dcor_teacher": 64.0}
 
 
 def projector_dims_for(embed_dim: int) -> tuple[int, int, int]:

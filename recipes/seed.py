@@ -30,12 +30,12 @@ Choices where the paper is unclear or our setting differs:
   scale this is the authors' 65,536; on a small data set it keeps the queue within half an epoch, so
   it never holds a stale copy of the image being trained on (a false negative) and is filled with
   real teacher embeddings after half an epoch instead of being mostly random vectors for thousands
-  of steps. A positive ``queue_size`` is used as given.
+  of steps. A positive ``queue_size`` is used as given; config.yaml records the length used.
 * The queue is updated in ``on_step_end`` (after the optimiser step), since the loss graph reads it.
 * Optimisation: SGD, lr 0.03 × B/256, momentum 0.9, wd 1e-4, cosine with 5 of 200 epochs of
   linear warm-up; no gradient clipping (the authors' code has none).
-  Runs shorter than ``short_run_steps`` (5,000) train with the short-run optimiser instead, AdamW
-  lr 1e-3 (``optimizer_preset``; ``compressor.engine.recipe.resolve_optimizer_preset``), and crop
+  Runs shorter than ``short_run_steps`` (5,000) train with the short-run preset instead, AdamW
+  lr 1e-3 (``preset``; ``compressor.engine.preset.resolve_preset``), and crop
   milder: ``crop_scale_min`` 0.8 instead of MoCo v2's 0.2 (``SHORT_RUN_CROP``, which says why).
 """
 
@@ -114,7 +114,9 @@ class SEED(Recipe[SEEDConfig]):
             self.register_buffer("teacher_proj", proj)
         else:
             self.teacher_proj = None
-        self.queue = EmbeddingQueue(cfg.queue_size or queue_size_for(self.data.num_images, self.data.batch_size), out)
+        if cfg.queue_size == 0:  # recorded resolved in config.yaml: the length the run trained with
+            cfg.queue_size = queue_size_for(self.data.num_images, self.data.batch_size)
+        self.queue = EmbeddingQueue(cfg.queue_size, out)
         self._pending: torch.Tensor | None = None
 
     def views(self) -> Callable:

@@ -33,6 +33,19 @@ from compressor.utils.coerce import apply_overrides
 KINDS = ("teacher→student", "peer", "supervised peer", "control")
 
 
+# The short-run optimiser: the control's (simclr) and feature-kd's own setting.
+SHORT_RUN_OPTIMIZER: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "scale_lr_by_batch": False}
+# The short-run crop, part of ``ShortRunCropConfig``'s ``short_run_settings`` (the control, every teacher→student
+# recipe): the random resized crop keeps at least 80% of the image instead of the papers' 20%. Those crops teach
+# an invariance that takes 10⁵ steps to learn; in a few hundred the student learns faster from views close to
+# the whole images it is scored on, and a frozen teacher is asked about images like those it was trained on
+# (the measurements: docs/benchmarks.md, "The short-run crop"). 0.8 is the supervised teacher's own setting in
+# the quality benchmark and the demo.
+SHORT_RUN_CROP: dict[str, Any] = {"crop_scale_min": 0.8}
+PRESETS = ("auto", "paper", "short")
+OLD_PRESET_KEY = "optimizer_preset"  # the field's name before 2026-12: read from old config.yaml / --set, renamed
+
+
 @dataclass
 class RecipeConfig:
     """Optimisation fields every recipe has; recipes subclass this with the paper's defaults."""
@@ -46,25 +59,13 @@ class RecipeConfig:
     clip_grad: float = 3.0  # max gradient norm per optimiser; 0 disables
     clip_per_parameter: bool = False  # clip each parameter's norm on its own (DINO) instead of the global one
     scale_lr_by_batch: bool = False  # lr × batch/256 (the papers' linear scaling rule)
-    optimizer_preset: str = "auto"  # auto | paper | short: see resolve_optimizer_preset
-    short_run_steps: int = 5000  # auto: a run of fewer optimiser steps gets the short-run optimiser
-    # the fields that set a rate or an optimiser: one given by hand keeps the paper's optimiser (auto)
+    preset: str = "auto"  # auto | paper | short: the short-run preset, see resolve_preset
+    short_run_steps: int = 5000  # auto: a run of fewer optimiser steps gets the short-run preset
+    # the fields that set a rate or an optimiser: one given by hand keeps the paper's settings (auto)
     rate_fields: ClassVar[tuple[str, ...]] = ("optimizer", "lr", "scale_lr_by_batch")
-    # the recipe's own short-run values besides the optimiser (a loss weight, say), applied with it
-    short_run_settings: ClassVar[dict[str, Any]] = {}
-
-
-# The short-run optimiser: the control's (simclr) and feature-kd's own setting.
-SHORT_RUN_OPTIMIZER: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "scale_lr_by_batch": False}
-# The short-run crop, ``ShortRunCropConfig``'s ``short_run_settings`` (the control, every teacher→student
-# recipe): the random resized crop keeps at least 80% of the image instead of the papers' 20%. Those crops teach an
-# invariance that takes 10⁵ steps to learn; in a few hundred the student learns faster from views close
-# to the whole images it is scored on (Fashion-MNIST, 156 steps, one seed, kNN: feature-kd 82.72 at
-# 0.2, 83.56 at 0.5, 83.68 at 0.8; simclr 77.82 → 78.44; docs/benchmarks.md), and a frozen teacher is
-# asked about images like those it was trained on. 0.8 is the supervised teacher's own setting in the
-# quality benchmark and the demo.
-SHORT_RUN_CROP: dict[str, Any] = {"crop_scale_min": 0.8}
-PRESETS = ("auto", "paper", "short")
+    # every value the short-run preset writes into the config (the optimiser, and a recipe's own: a crop, a
+    # loss weight); ``resolve_preset`` is the one place that applies them
+    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_OPTIMIZER
 
 
 @dataclass
@@ -72,48 +73,16 @@ class ShortRunCropConfig(RecipeConfig):
     """The config of a recipe that takes the short-run crop: the control and every teacher→student recipe."""
 
     crop_scale_min: float = 0.2  # the random resized crop's smallest area fraction (MoCo v2's); short runs: 0.8
-    short_run_settings: ClassVar[dict[str, Any]] = SHORT_RUN_CROP
+    short_run_settings: ClassVar[dict[str, Any]] = {**SHORT_RUN_OPTIMIZER, **SHORT_RUN_CROP}
 
 
-def resolve_optimizer_preset(cfg: RecipeConfig, total_steps: int, overrides: dict[str, Any] | None = None
-                             ) -> RecipeConfig:
-    """Settle ``cfg.optimizer_preset`` to ``paper`` or ``short`` for a run of ``total_steps`` optimiser steps.
-
-    The papers' optimisers are tuned for runs of 10⁵–10⁶ steps (SEED: SGD 0.03×B/256 for 200 ImageNet
-    epochs; MV-MR: Adam 1e-4 for 200 epochs; DoGo: Adam 3e-4); in a run of a few hundred steps those
-    rates leave the student under-trained (on Fashion-MNIST, 156 steps, kNN over the student alone:
-    seed +1.2 → +4.6, mvmr −1.3 → +0.5 with AdamW 1e-3; docs/benchmarks.md). The rule, applied to every recipe alike:
-
-    * ``short``: ``SHORT_RUN_OPTIMIZER`` (AdamW, lr 1e-3, not scaled by the batch) replaces the recipe's
-      optimiser and rate, and the config's ``short_run_settings`` (``SHORT_RUN_CROP`` for the control
-      and the teacher→student recipes; mvmr: its teacher term's weight too) its values, except a field
-      given in ``overrides`` (so a resume from config.yaml, which records every field, keeps what it
-      recorded, and ``--set lr=…`` on it is caught as a change); weight decay,
-      warm-up, clipping and the recipe's own schedules stay;
-    * ``paper``: the recipe's defaults as declared;
-    * ``auto`` (default): ``short`` when the run has fewer than ``short_run_steps`` (5,000) steps and
-      the user set none of the config's ``rate_fields`` (``optimizer``, ``lr``, ``scale_lr_by_batch``;
-      mokd adds ``cnn_lr``, ``vit_lr``): a rate given by hand is kept,
-      else ``paper``. 5,000 is a judgement: well below the papers' shortest schedules (≈ 78k steps for
-      200 CIFAR epochs) and above the few-epoch runs of small data sets this preset is for; the
-      boundary itself was not measured (a CPU cannot run the comparison near it).
-
-    Returns ``cfg`` with the preset's values written into its fields and ``optimizer_preset`` set to
-    the one applied, so config.yaml records what the run trained with.
-    """
-    if cfg.optimizer_preset not in PRESETS:
-        raise CompressorError(f"optimizer_preset={cfg.optimizer_preset!r} is not one of {', '.join(PRESETS)}; "
-                              "use --set optimizer_preset=paper for the recipe's own optimiser")
-    preset = cfg.optimizer_preset
-    given = {str(k).replace("-", "_") for k in (overrides or {})}
-    if preset == "auto":
-        preset = "short" if total_steps < cfg.short_run_steps and not given & set(cfg.rate_fields) else "paper"
-    if preset == "short":
-        for key, value in {**SHORT_RUN_OPTIMIZER, **cfg.short_run_settings}.items():
-            if key not in given:  # a value given with the preset (or recorded in config.yaml) wins
-                setattr(cfg, key, value)
-    cfg.optimizer_preset = preset
-    return cfg
+def upgrade_preset_key(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``overrides`` with the old ``optimizer_preset`` key renamed ``preset`` (an old config.yaml still resumes)."""
+    out = dict(overrides or {})
+    for old in (OLD_PRESET_KEY, OLD_PRESET_KEY.replace("_", "-")):
+        if old in out:
+            out.setdefault("preset", out.pop(old))  # the new key wins where both are given
+    return out
 
 
 @dataclass
@@ -274,4 +243,5 @@ def list_recipes() -> list[type[Recipe[Any]]]:
 
 def make_config(recipe: type[Recipe[Any]], overrides: dict[str, Any] | None = None) -> RecipeConfig:
     """``recipe.Config`` with ``overrides`` applied; unknown keys and wrong types are errors."""
-    return apply_overrides(recipe.Config(), overrides or {}, f"{recipe.name}.", kind=f"{recipe.name} option")
+    return apply_overrides(recipe.Config(), upgrade_preset_key(overrides), f"{recipe.name}.",
+                           kind=f"{recipe.name} option")

@@ -12,13 +12,13 @@ from compressor.data.datasets import ImageDataset, build_dataset
 from compressor.data.loader import batches_per_epoch
 from compressor.data.subset import training_subset
 from compressor.engine.config import TrainConfig
+from compressor.engine.preset import PresetChoice, resolve_preset
 from compressor.engine.recipe import (
     DataInfo,
     Recipe,
     get_recipe,
     list_recipes,
     make_config,
-    resolve_optimizer_preset,
 )
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder
@@ -144,6 +144,7 @@ class Components:
     steps_per_epoch: int
     total_steps: int  # the schedule's length: epochs × steps per epoch, capped by --max-steps
     teacher_source: dict[str, Any] | None = None  # recorded in a --teacher-cache (teacher_cache.teacher_source)
+    preset: PresetChoice | None = None  # the short-run preset applied (logged here, recorded in run.json)
 
 
 def build_components(cfg: TrainConfig) -> Components:
@@ -174,7 +175,9 @@ def build_components(cfg: TrainConfig) -> Components:
     # resolve_config sets epochs when max_steps is absent, so one of the two is always given
     total = cfg.epochs * steps_per_epoch if cfg.epochs else (cfg.max_steps or steps_per_epoch)
     total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
-    resolve_optimizer_preset(rcfg, total_steps, cfg.recipe_config)
+    preset = resolve_preset(rcfg, total_steps, cfg.recipe_config)
+    log.info("%s", preset.line())
     info = DataInfo(num_classes=len(dataset.classes), batch_size=batch_size, num_images=len(dataset))
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
-    return Components(device, autocast_dtype, dataset, recipe, batch_size, steps_per_epoch, total_steps, source)
+    return Components(device, autocast_dtype, dataset, recipe, batch_size, steps_per_epoch, total_steps, source,
+                      preset)

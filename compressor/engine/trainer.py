@@ -108,6 +108,7 @@ class Trainer:
             raise CompressorError(f"--batch-size is the global batch and must be divisible by the "
                                   f"{self.dist.world_size} processes; got {self.batch_size}")
         self.steps_per_epoch, self.total_steps = c.steps_per_epoch, c.total_steps
+        self.preset = c.preset
         self.optimizers = self.recipe.optimizers()
         rc = self.recipe.cfg
         self.lr_factor = cosine_schedule(self.total_steps, round(rc.warmup_fraction * self.total_steps),
@@ -142,6 +143,8 @@ class Trainer:
                 "device": str(self.device), "precision": str(self.autocast_dtype or "fp32"),
                 "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                 "torch": torch.__version__}
+        if self.preset is not None:  # the short-run preset's changes, paper value → value used
+            meta["preset"] = self.preset.to_json()
         run.write_info(meta)
 
     # -- the loop -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from compressor.engine.preset import describe_preset
 from compressor.report.collect import ReportData, collect, headline
 from compressor.report.plots import latency_vs_accuracy, training_curves
 from compressor.rundir import REPORT_ASSETS, RunDir
@@ -86,6 +87,8 @@ def config_table(data: ReportData) -> Table:
                                   for t in teacher_info) or "none"],
             ["data", str(c.get("data", "?"))], ["steps", str(data.run.get("total_steps", s.get("steps", "?")))],
             ["batch size", str(c.get("batch_size", "?"))], ["seed", str(c.get("seed", "?"))]]
+    if data.run.get("preset"):  # what the short-run preset changed, paper value → value used (run.json)
+        rows.append(["preset", describe_preset(data.run["preset"])])
     return ["", "value"], rows
 
 

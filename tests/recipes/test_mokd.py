@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from compressor.engine.preset import resolve_preset
 from compressor.engine.recipe import DataInfo, make_config
 from compressor.errors import CompressorError
 from compressor.losses.dino import DINOLoss, search_loss
@@ -303,7 +304,9 @@ def test_gradients_are_clipped_per_parameter_by_default() -> None:
 
 
 def test_a_short_run_puts_every_group_on_the_short_optimiser_with_its_own_decay() -> None:
-    opts = _recipe(optimizer_preset="short").optimizers()  # the engine's resolve_optimizer_preset sets it
+    recipe = _recipe()
+    resolve_preset(recipe.cfg, 10)  # what the engine does before it builds the optimisers
+    opts = recipe.optimizers()
     assert [type(o).__name__ for o in opts] == ["AdamW", "AdamW", "AdamW"]
     assert all(g["base_lr"] == pytest.approx(1e-3) for o in opts for g in o.param_groups)
     assert max(g["weight_decay"] for g in opts[0].param_groups) == pytest.approx(1e-4)  # the CNN's SGD decay

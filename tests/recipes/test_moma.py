@@ -54,7 +54,8 @@ def test_vit_path_drops_tokens_and_saves_flops(teacher) -> None:
 
 def test_default_mask_ratio_follows_the_student(teacher) -> None:
     assert _recipe("vit_tiny_patch16_224", 32, [teacher]).cfg.mask_ratio == 0.75  # drops tokens: MAE's
-    assert _recipe("resnet10t", 32, [teacher]).cfg.mask_ratio == 0.5  # sees zeros, eval sees the whole image
+    assert _recipe("resnet10t", 32, [teacher]).cfg.mask_ratio == 0.75  # sees zeros: the declared (long-run) ratio
+    assert _recipe("resnet10t", 32, [teacher], zero_fill_mask_ratio=0.5).cfg.mask_ratio == 0.5  # the short-run one
     assert _recipe("resnet10t", 32, [teacher], mask_ratio=0.75).cfg.mask_ratio == 0.75  # given: kept
     with pytest.raises(CompressorError, match=r"mask_ratio must be in \[0, 1\) or -1"):
         _recipe("resnet10t", 32, [teacher], mask_ratio=-0.5)
@@ -78,7 +79,7 @@ def test_cnn_path_zeroes_exactly_the_masked_patches(teacher, size: int, patch: i
     *unmasked, got = seen  # in training, a no-grad pass over the unmasked images first (BatchNorm statistics)
     assert len(unmasked) == 1 and torch.equal(unmasked[0], x)
     g = -(-size // patch)
-    n_masked = round(0.5 * g * g)  # the zero-filled students' default ratio
+    n_masked = round(0.75 * g * g)  # the zero-filled students' declared ratio (short runs: 0.5)
     for b in range(3):
         zeroed = 0
         for i in range(g):

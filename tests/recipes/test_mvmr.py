@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from compressor.engine.recipe import DataInfo, make_config, resolve_optimizer_preset
+from compressor.engine.preset import resolve_preset
+from compressor.engine.recipe import DataInfo, make_config
 from compressor.models.students import build_student
 from compressor.recipes.mvmr import MVMR, mvmr_loss
 from tests.conftest import frozen_teacher
@@ -42,11 +43,15 @@ def test_loss_matches_float64_recomputation(b: int, d: int, dt: int, w_teacher: 
 
 def test_short_runs_weight_the_teacher_term_more_and_the_papers_setting_keeps_one() -> None:
     assert make_config(MVMR).w_dcor_teacher == 1.0  # the paper's weight, declared
-    assert resolve_optimizer_preset(make_config(MVMR), 5000).w_dcor_teacher == 1.0
-    short = resolve_optimizer_preset(make_config(MVMR), 156)
-    assert (short.optimizer_preset, short.w_dcor_teacher, short.w_dcor_views) == ("short", 64.0, 1.0)
-    given = resolve_optimizer_preset(make_config(MVMR, {"w_dcor_teacher": 2.0}), 156, {"w_dcor_teacher": 2.0})
-    assert (given.optimizer_preset, given.w_dcor_teacher) == ("short", 2.0)  # a weight is not a rate
+    long = make_config(MVMR)
+    resolve_preset(long, 5000)
+    assert long.w_dcor_teacher == 1.0
+    short = make_config(MVMR)
+    resolve_preset(short, 156)
+    assert (short.preset, short.w_dcor_teacher, short.w_dcor_views) == ("short", 64.0, 1.0)
+    given = make_config(MVMR, {"w_dcor_teacher": 2.0})
+    resolve_preset(given, 156, {"w_dcor_teacher": 2.0})
+    assert (given.preset, given.w_dcor_teacher) == ("short", 2.0)  # a weight is not a rate
 
 
 def test_teacher_sign_flips_the_teacher_term() -> None:

@@ -3,6 +3,7 @@ and renders, with every plot, in a real headless Chromium with networking off.""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -75,3 +76,11 @@ def test_html_renders_in_headless_chromium_offline(run: Path, tmp_path: Path) ->
     bad.write_text((run / "report.html").read_text().replace("</body>", "<img src='http://example.com/x.png'></body>"))
     res_bad = check_html(bad)
     assert not res_bad.ok and res_bad.images_ok < res_bad.images_total and res_bad.external_refs
+
+
+def test_the_configuration_names_what_the_short_run_preset_changed(run: Path) -> None:
+    md = (run / "report.md").read_text()
+    line = ("short-run preset (4 steps < 5000): optimizer adam → adamw, lr 0.0001 → 0.001, crop_scale_min 0.2 → 0.8, "
+            "w_dcor_teacher 1 → 64")
+    assert f"| preset | {line} |" in md
+    assert html.escape(line) in (run / "report.html").read_text()
