@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-from compressor.models.students import build_student
 from compressor.engine.recipe import DataInfo, make_config
+from compressor.models.students import build_student
 from compressor.recipes.mokd import MOKD
 
 SMALL = {"out_dim": 16, "head_hidden_dim": 32, "head_bottleneck_dim": 16, "n_local_crops": 2, "thead_depth": 2,
