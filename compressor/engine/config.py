@@ -137,7 +137,7 @@ def parse_set_options(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise CompressorError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = parse_yaml_value(value)
+        out[key.strip().replace("-", "_")] = parse_yaml_value(value, f"--set {key.strip()}")
     return out
 
 

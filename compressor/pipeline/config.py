@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from compressor.engine.config import FIELDS, TrainConfig, parse_set_options
 from compressor.errors import CompressorError
 from compressor.registry import did_you_mean
@@ -133,15 +131,12 @@ def split_run_config(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], d
 
 def read_run_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """A ``compress run`` YAML file: see :func:`split_run_config`."""
+    from compressor.utils.yamlfile import read_yaml_file  # size, alias, depth and UTF-8 limits
+
     path = Path(path)
     if not path.is_file():
         raise CompressorError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CompressorError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    raw = read_yaml_file(path) or {}
     if not isinstance(raw, dict):
         raise CompressorError(f"{path} must be a mapping of option: value (got {type(raw).__name__})")
     return split_run_config(raw, str(path))
