@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,7 +156,7 @@ def pick(options: PickOptions) -> PickReport:
         from compressor.registry import unknown_name_message
 
         raise CompressorError(unknown_name_message("pick backend", opts.backend, list(TARGET_FORMATS)))
-    if opts.budget_ms <= 0:
+    if not (math.isfinite(opts.budget_ms) and opts.budget_ms > 0):  # NaN compares false with everything
         raise CompressorError(f"--budget-ms takes a positive number of milliseconds, not {opts.budget_ms}")
     if (reason := backend_unavailable(opts.backend)) is not None:
         raise CompressorError(f"cannot pick for {opts.backend}: {reason}")

@@ -35,12 +35,14 @@ def build(
     from compressor.data.subset import training_subset
     from compressor.data.teacher_cache import TeacherCache, cache_key, fill_cache, teacher_source
     from compressor.engine.config import TrainConfig
+    from compressor.engine.ranges import check_train_config
     from compressor.engine.setup import build_teachers, resolve_device
 
     setup_logging()
     cfg = TrainConfig(student="-", teacher=teacher, teacher_weights=teacher_weights,
                       teacher_image_size=teacher_image_size, data=data, data_root=data_root, max_images=max_images,
-                      seed=seed, trust_checkpoint=trust_checkpoint)
+                      seed=seed, batch_size=batch_size, workers=workers, trust_checkpoint=trust_checkpoint)
+    check_train_config(cfg)  # the ranges of distill's flags of the same names (engine/ranges.py)
     dataset = training_subset(build_dataset(data, "train", data_root), max_images, seed)
     teachers = build_teachers(cfg)
     if len(teachers) != 1:

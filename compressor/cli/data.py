@@ -19,7 +19,7 @@ def shard(
     out: Annotated[Path, typer.Argument(help="Folder for the shards and classes.json.")],
     shard_size: Annotated[int, typer.Option(help="Images per shard.")] = 1000,
     prefix: Annotated[str, typer.Option(help="Shard file names: PREFIX-000000.tar … (train, val).")] = "train",
-    seed: Annotated[int, typer.Option(help="Seed of the shuffle before writing.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the shuffle before writing.")] = 0,
     shuffle: Annotated[bool, typer.Option(help="Shuffle the images first, so that every shard mixes classes.")
                        ] = True,
 ) -> None:

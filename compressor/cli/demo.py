@@ -14,9 +14,9 @@ from compressor.cli.util import setup_logging
 def demo(
     out: Annotated[str, typer.Option(help="Where the demo's runs go.")] = "runs/demo",
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs of each student.")] = 2,
-    teacher_epochs: Annotated[int, typer.Option(help="Training epochs of the teacher (whole split).")] = 2,
-    images: Annotated[int, typer.Option(help="The students' training images (a fixed subset).")] = 10_000,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of each student.")] = 2,
+    teacher_epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the teacher (whole split).")] = 2,
+    images: Annotated[int, typer.Option(min=1, help="The students' training images (a fixed subset).")] = 10_000,
 ) -> None:
     """Train a teacher, distill a smaller student, train it alone, compare by kNN; then export the teacher and
     the KD student to ONNX and INT8, bench them here and write report.md / report.html."""

@@ -34,7 +34,8 @@ def distill(
         flags["recipe_config"] = parse_set_options(flags["recipe_config"])
     config_file: Path | None = config
     out = flags.get("out")
-    if flags.get("resume") and out and config_file is None and RunDir(out).config_path.is_file():
+    resuming = flags.get("resume") or flags.get("auto_resume")
+    if resuming and out and config_file is None and RunDir(out).config_path.is_file():
         config_file = RunDir(out).config_path  # a resumed run keeps its own configuration
     cfg = resolve_config(flags, config_file)
     run_dir = train(cfg, progress=not quiet)

@@ -15,7 +15,7 @@ def embed_cmd(
     data: Annotated[Path, typer.Argument(help="A folder of images (searched recursively).")],
     out: Annotated[Path, typer.Option(help="Output: .npy, .safetensors or .parquet; the file list goes to "
                                            "<out>.files.txt.")],
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (PyTorch runs only).")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:

@@ -11,10 +11,11 @@ import typer
 def pick_cmd(
     budget_ms: Annotated[float, typer.Option("--budget-ms", help="Latency budget per image at batch 1, ms.")],
     backend: Annotated[str, typer.Option(help="Target runtime: ort-cpu, openvino, trt or torch.")] = "ort-cpu",
-    threads: Annotated[int | None, typer.Option(help="CPU threads of the target (default: all cores).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads of the target (default: all cores).")] = None,
     candidates: Annotated[str | None, typer.Option(
         help="Comma-separated timm students (default: the edge zoo, see docs/bench.md).")] = None,
-    image_size: Annotated[int, typer.Option(help="Input size the students will be deployed at.")] = 224,
+    image_size: Annotated[int, typer.Option(min=16, max=4096,
+                                            help="Input size the students will be deployed at.")] = 224,
     data: Annotated[str | None, typer.Option(
         help="Data SPEC: distil each candidate within budget briefly and rank by kNN per ms.")] = None,
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
@@ -23,8 +24,8 @@ def pick_cmd(
     teacher_weights: Annotated[str | None, typer.Option(help="The teacher's checkpoint (see distill).")] = None,
     recipe: Annotated[str | None, typer.Option(help="Recipe of the short distillations (default mvmr with a "
                                                     "teacher, simclr without).")] = None,
-    steps: Annotated[int, typer.Option(help="Steps of each short distillation.")] = 50,
-    iters: Annotated[int, typer.Option(help="Timed calls per candidate (at most; 3 s each at most).")] = 20,
+    steps: Annotated[int, typer.Option(min=1, help="Steps of each short distillation.")] = 50,
+    iters: Annotated[int, typer.Option(min=1, help="Timed calls per candidate (at most; 3 s each at most).")] = 20,
     out: Annotated[Path, typer.Option(help="Working folder; pick.json and pick.png are written here.")] = Path(
         "runs/pick"),
     plot: Annotated[bool, typer.Option(help="Write OUT/pick.png (needs matplotlib).")] = True,

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from compressor.data.datasets import ImageDataset
+from compressor.engine.signals import ignore_stop_signals
 
 log = logging.getLogger("compressor")
 
@@ -144,4 +145,5 @@ def run_loader(ds: ViewDataset, batch_size: int, start: int, stop: int, workers:
     gen = torch.Generator().manual_seed(seed * 7919 + start)
     return DataLoader(ds, batch_sampler=sampler, num_workers=workers, collate_fn=collate_views,
                       pin_memory=torch.cuda.is_available(), generator=gen,
-                      prefetch_factor=4 if workers else None)
+                      prefetch_factor=4 if workers else None,
+                      worker_init_fn=ignore_stop_signals if workers else None)  # the trainer handles them

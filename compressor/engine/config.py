@@ -54,6 +54,9 @@ class TrainConfig:
     precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")
     out: str | None = option(None, "Run directory (default runs/<recipe>-<student>-<time>).")
     resume: bool = option(False, "Continue the run in --out from its last checkpoint.")
+    auto_resume: bool = option(False, "Continue the run in --out when it holds a checkpoint, else start it: "
+                                      "one job script for the first submission and every requeue after a "
+                                      "preemption.")
     seed: int = option(0, "Random seed.")
     checkpoint_every: int = option(500, "Write a checkpoint every N steps.")
     keep_checkpoints: int | None = option(None, "Checkpoints to keep (default: the newest 2 while training, "
@@ -141,7 +144,7 @@ def parse_set_options(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise CompressorError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = parse_yaml_value(value)
+        out[key.strip().replace("-", "_")] = parse_yaml_value(value, f"--set {key.strip()}")
     return out
 
 

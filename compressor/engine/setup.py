@@ -147,6 +147,47 @@ class Components:
     preset: PresetChoice | None = None  # the short-run preset applied (logged here, recorded in run.json)
 
 
+def _with_student_weights(cfg: TrainConfig, student: Encoder) -> Encoder:
+    """``student`` started from ``--student-weights``, with the stem those weights were made for.
+
+    Pretrained weights (timm, torchvision, the hub) are made for the ImageNet stem, so ``--stem auto``
+    keeps it with them even below 96 px (and says so) rather than failing on the stem's shapes; a file
+    that only fits the small stem (a student of an earlier small-input run) gets the small one. An
+    explicit ``--stem small`` with ImageNet-stem weights is refused naming ``--stem imagenet``.
+    """
+    from compressor.models.student_weights import load_student_weights
+
+    def build_and_load(stem: str) -> Encoder:
+        torch.set_rng_state(rng)  # the same initial weights for the heads, whichever stem was tried first
+        enc = build_student(cfg.student, cfg.image_size, stem=stem) if stem != student.stem else student
+        enc.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
+            enc, cfg.student_weights or "", trust=cfg.trust_checkpoint)
+        return enc
+
+    rng = torch.get_rng_state()
+    if student.stem != "small":
+        return build_and_load(student.stem)
+    first = "imagenet" if cfg.stem == "auto" else "small"
+    try:
+        loaded = build_and_load(first)
+    except CompressorError as err:
+        try:
+            loaded = build_and_load("small" if first == "imagenet" else "imagenet")
+        except CompressorError:
+            raise err from None
+        if first == "small":  # the weights fit the ImageNet stem only
+            raise CompressorError(f"--student-weights {cfg.student_weights} were made for the ImageNet stem of "
+                                  f"{cfg.student}, and --stem small replaces it; pass --stem imagenet (or --stem "
+                                  "auto) to start from them, or drop --student-weights") from None
+        log.info("student %s: --stem auto picks the small stem that --student-weights %s were made for",
+                 cfg.student, cfg.student_weights)
+        return loaded
+    if first == "imagenet":
+        log.info("student %s: --stem auto keeps the ImageNet stem that --student-weights were made for (below 96 "
+                 "px it would pick the small stem, which these weights do not fit)", cfg.student)
+    return loaded
+
+
 def build_components(cfg: TrainConfig) -> Components:
     device = resolve_device(cfg.device)
     autocast_dtype = resolve_precision(cfg.precision, device)
@@ -160,10 +201,7 @@ def build_components(cfg: TrainConfig) -> Components:
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
     student = build_student(cfg.student, cfg.image_size, stem=cfg.stem)
     if cfg.student_weights:
-        from compressor.models.student_weights import load_student_weights
-
-        loaded = load_student_weights(student, cfg.student_weights, trust=cfg.trust_checkpoint)
-        object.__setattr__(student, "weights_info", loaded)  # for run.json (nn.Module's setter is typed for tensors)
+        student = _with_student_weights(cfg, student)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
     if peer is not None and cfg.peer_weights:
         peer.weights_info = load_peer_weights(peer, cfg.peer_weights, trust=cfg.trust_checkpoint)  # type: ignore[assignment]  # read by run.json

@@ -13,8 +13,8 @@ writes the run directory, the logs and the progress bar.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import cast
@@ -43,6 +43,7 @@ from compressor.engine.run_checkpoints import RunCheckpoints
 from compressor.engine.runlock import RunLock
 from compressor.engine.schedule import cosine_schedule
 from compressor.engine.setup import build_components
+from compressor.engine.signals import StopSignals
 from compressor.errors import CompressorError
 from compressor.models.saved import save_encoder
 from compressor.rundir import RunDir
@@ -71,12 +72,17 @@ class Trainer:
         _check_numbers(cfg)  # before any model is built: a bad number fails in milliseconds
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise CompressorError(f"--out {self.run_dir} is a file; pass a directory for the run")
+        if cfg.auto_resume:  # a (re)submitted job: continue what is there, else start
+            if not cfg.out:
+                raise CompressorError("--auto-resume needs --out DIR, the run directory to start or continue")
+            self.cfg = cfg = dataclasses.replace(cfg, resume=bool(list_checkpoints(self.run_dir)))
         if not cfg.resume and list_checkpoints(self.run_dir):
             raise CompressorError(f"{self.run_dir} already holds a run; pass --resume to continue it or "
                                   "choose another --out")
         if cfg.resume and not cfg.out:
             raise CompressorError("--resume needs --out DIR, the run directory to continue")
         self._stop_requested = False
+        self.signals = StopSignals(self._request_stop)  # SIGINT and SIGTERM: checkpoint, then stop
 
     # -- set-up -------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -133,6 +139,7 @@ class Trainer:
             d["peer_image_size"] = self.recipe.peer.spec.image_size
         d["out"] = str(self.run_dir)
         d.pop("resume")
+        d.pop("auto_resume")
         run = RunDir(self.run_dir)
         run.write_config(d)
         teachers = [getattr(t, "info", {"name": t.name}) for t in self.recipe.teachers]
@@ -176,9 +183,9 @@ class Trainer:
             except OSError as err:
                 raise self.ckpt.write_error("the run's files", err) from err
         skipped: set[str] = set()
-        previous = signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         try:
-            step = self._loop(step, metrics, skipped)
+            with self.signals:
+                step = self._loop(step, metrics, skipped)
         except OSError as err:  # metrics.jsonl or TensorBoard on a full disk
             raise self.ckpt.write_error(f"the run's files at step {step}", err) from err
         finally:
@@ -187,13 +194,12 @@ class Trainer:
                     metrics.close()
             if self.dist.enabled and self._stop_requested:
                 ddp.shutdown()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
         if skipped:
             log.warning("%d unreadable images were skipped (named above)", len(skipped))
         if self._stop_requested:
-            raise CompressorError(f"interrupted: checkpoint saved at step {step}; continue with "
-                                  f"`compress distill --resume --out {self.run_dir}`", exit_code=130)
+            raise CompressorError(f"interrupted ({self.signals.name}): checkpoint saved at step {step}; continue "
+                                  f"with `compress distill --resume --out {self.run_dir}`",
+                                  exit_code=self.signals.exit_code)
         if self.dist.is_main:
             for name, enc in self.recipe.saved_models().items():
                 check_state_finite(enc.state_dict(), f"{name}'s weights", step, self.run_dir, self.ckpt.kept_step())
@@ -327,11 +333,8 @@ class Trainer:
             return v.to(self.device, non_blocking=True, memory_format=torch.channels_last)
         return v.to(self.device, non_blocking=True)
 
-    def _request_stop(self, signum, frame) -> None:  # noqa: ARG002
-        if self._stop_requested:
-            raise KeyboardInterrupt
+    def _request_stop(self) -> None:
         self._stop_requested = True
-        log.warning("SIGINT: saving a checkpoint after this step (press Ctrl-C again to abort)")
 
 
 def _check_numbers(cfg: TrainConfig) -> None:
@@ -360,12 +363,6 @@ def _floats(logs: dict[str, float | torch.Tensor]) -> dict[str, float]:
         values = torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).tolist()
         out.update(zip(tensors, values, strict=True))
     return out
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def train(cfg: TrainConfig, *, progress: bool = True) -> Path:

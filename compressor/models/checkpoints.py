@@ -187,8 +187,9 @@ def _names(keys: list[str], n: int = 4) -> str:
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
-def load_strict(module: nn.Module, state: Mapping[str, Tensor], *, source: str, what: str) -> None:
-    """``module.load_state_dict(state, strict=True)`` with a one-line error naming what does not fit."""
+def load_strict(module: nn.Module, state: Mapping[str, Tensor], *, source: str, what: str,
+                fix: str = "pick the teacher that matches it") -> None:
+    """``module.load_state_dict(state, strict=True)`` with a one-line error naming what does not fit (and ``fix``)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -204,5 +205,5 @@ def load_strict(module: nn.Module, state: Mapping[str, Tensor], *, source: str, 
             parts.append(f"shape mismatches (file vs model): {_names(shapes, 2)}")
         raise CompressorError(
             f"{source} does not fit {what} ({'; '.join(parts)}); the file is probably for "
-            "another architecture: pick the teacher that matches it")
+            f"another architecture: {fix}")
     module.load_state_dict(dict(state), strict=True)

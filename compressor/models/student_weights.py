@@ -64,6 +64,7 @@ def load_student_weights(student: Encoder, weights: str, *, trust: bool = False)
     if filter_fn is not None:
         state = filter_fn(state, backbone)
     with torch.no_grad():
-        load_strict(backbone, state, source=label, what=f"student {student.arch}")
+        load_strict(backbone, state, source=label, what=f"student {student.arch}",
+                    fix=f"pass --student-weights made for {student.arch} or pick the --student they were made for")
     log.info("student %s starts from %s", student.arch, label)
     return {"weights": label, "dropped_keys": sorted(k for ks in dropped.values() for k in ks)}

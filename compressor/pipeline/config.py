@@ -14,11 +14,10 @@ Command-line overrides are the distill flags themselves, parsed against :class:`
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from compressor.engine.config import FIELDS, TrainConfig, parse_set_options
 from compressor.errors import CompressorError
@@ -92,11 +91,27 @@ def _check(name: str, value: Any, where: str) -> Any:
         item = int if base == "list[int]" else str
         if not isinstance(value, list) or not all(_is(v, item) for v in value):
             raise bad
+        for v in value if item is int else []:
+            _check_low(name, v, where)
         return value
     kind = {"bool": bool, "int": int, "float": float}[base]
     if not _is(value, kind):
         raise bad
+    if kind is not bool:
+        _check_low(name, value, where)
     return float(value) if kind is float else value
+
+
+# The smallest accepted value of each numeric pipeline key (sizes, counts, seconds); 1 for the others.
+PIPELINE_LOW: dict[str, float] = {"bench_warmup": 0, "bench_seconds": 1e-3}
+
+
+def _check_low(name: str, value: float, where: str) -> None:
+    """Finite and at least :data:`PIPELINE_LOW` (NaN fails every comparison, so it is named first)."""
+    low = PIPELINE_LOW.get(name, 1)
+    if not (math.isfinite(value) and value >= low):
+        raise CompressorError(f"pipeline key {name} in {where} must be a finite number of at least {low:g}, "
+                              f"got {value!r}")
 
 
 def _is(value: Any, kind: type) -> bool:
@@ -133,15 +148,12 @@ def split_run_config(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], d
 
 def read_run_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """A ``compress run`` YAML file: see :func:`split_run_config`."""
+    from compressor.utils.yamlfile import read_yaml_file  # size, alias, depth and UTF-8 limits
+
     path = Path(path)
     if not path.is_file():
         raise CompressorError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CompressorError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    raw = read_yaml_file(path) or {}
     if not isinstance(raw, dict):
         raise CompressorError(f"{path} must be a mapping of option: value (got {type(raw).__name__})")
     return split_run_config(raw, str(path))

@@ -63,7 +63,7 @@ class Context:
 # -- distill --------------------------------------------------------------------------------------------
 def distill_key(ctx: Context) -> str:
     d = ctx.train.to_dict()
-    for k in ("out", "resume"):
+    for k in ("out", "resume", "auto_resume"):
         d.pop(k, None)
     return stage_key(config=d)
 

@@ -23,10 +23,15 @@ def field_hints(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def parse_yaml_value(text: str) -> Any:
-    """A command-line value read as YAML (``8`` → 8, ``[8,8]`` → [8, 8]); types are fixed by :func:`coerce`."""
+def parse_yaml_value(text: str, where: str = "a command-line value") -> Any:
+    """A command-line value read as YAML (``8`` → 8, ``[8,8]`` → [8, 8]); types are fixed by :func:`coerce`.
+
+    The size and depth limits of configuration files apply (:mod:`compressor.utils.yamlfile`).
+    """
+    from compressor.utils.yamlfile import safe_yaml
+
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text, where)
     except yaml.YAMLError:
         return text
 

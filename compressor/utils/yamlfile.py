@@ -19,38 +19,61 @@ from compressor.utils.io import check_regular_file
 
 MAX_BYTES = 1 << 20  # a config is a page of text; a megabyte is generous
 MAX_NODES = 100_000  # after alias expansion
+MAX_DEPTH = 100  # levels of lists/mappings; a config needs three or four, PyYAML's recursion ends near 300
 
 
-def _expanded_size(node: yaml.Node, budget: int) -> int:
-    """Nodes in the document once every alias is expanded, counting no further than ``budget``."""
-    count, stack = 0, [node]
+def _too_deep(where: str) -> CompressorError:
+    return CompressorError(f"{where} nests lists or mappings more than {MAX_DEPTH} levels deep; "
+                           "write it with fewer levels")
+
+
+def _expanded_size(node: yaml.Node, budget: int, where: str) -> int:
+    """Nodes in the document once every alias is expanded, counting no further than ``budget``.
+
+    Raises the one-line error of :func:`_too_deep` when a branch is deeper than :data:`MAX_DEPTH`.
+    """
+    count, stack = 0, [(node, 0)]
     while stack:
-        n = stack.pop()
+        n, depth = stack.pop()
         count += 1
         if count > budget:
             return count
+        if depth > MAX_DEPTH:
+            raise _too_deep(where)
         if isinstance(n, yaml.SequenceNode):
-            stack.extend(n.value)
+            stack.extend((c, depth + 1) for c in n.value)
         elif isinstance(n, yaml.MappingNode):
             for k, v in n.value:
-                stack.extend((k, v))
+                stack.extend(((k, depth + 1), (v, depth + 1)))
     return count
 
 
-def load_yaml_text(text: str, where: str) -> Any:
-    """``text`` parsed as safe YAML under the expansion limit; errors name ``where`` and the line."""
+def safe_yaml(text: str, where: str) -> Any:
+    """``text`` as safe YAML within the size and depth limits (a ``CompressorError`` naming ``where``).
+
+    Syntax errors stay ``yaml.YAMLError`` so that a caller can fall back (a ``--set`` value that is not
+    YAML is a plain string).
+    """
+    loader = yaml.SafeLoader(text)
     try:
-        loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-            if node is None:
-                return None
-            if _expanded_size(node, MAX_NODES) > MAX_NODES:
-                raise CompressorError(f"{where} expands to more than {MAX_NODES} values (YAML aliases nested "
-                                      "too deep); write the values out plainly")
-            return loader.construct_document(node)
-        finally:
-            loader.dispose()
+        except RecursionError:  # the composer recursed past Python's limit before any check could run
+            raise _too_deep(where) from None
+        if node is None:
+            return None
+        if _expanded_size(node, MAX_NODES, where) > MAX_NODES:
+            raise CompressorError(f"{where} expands to more than {MAX_NODES} values (YAML aliases nested "
+                                  "too deep); write the values out plainly")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """``text`` parsed as safe YAML under the expansion and depth limits; errors name ``where`` and the line."""
+    try:
+        return safe_yaml(text, where)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
