@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from compressor.export.runners import BACKENDS
-
 DEFAULT_OPSET = 17
+BACKENDS = ("torch", "ort-cpu", "ort-cuda", "trt", "openvino")  # declared here, not in runners: no numpy
 
 
 @dataclass
