@@ -5,10 +5,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install data test lint demo clean
 
-$(STAMP): pyproject.toml
+# constraints.txt holds the exact torch/torchvision that make and CI install; pyproject.toml takes ranges.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,openvino]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,openvino]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,13 +15,18 @@ pipeline; the manifest it writes is :mod:`compressor.manifest`), ``timing`` (the
 (table, JSON, Markdown, plot), ``env`` (versions and hardware), ``images`` (real inputs), ``runtime``
 (ORT sessions), ``embed_files`` (``compress embed``), ``options`` (what export and bench take, with their defaults).
 
-The names below load on first use, so ``compressor.export.options`` (read by the CLI as it starts)
+The package is also the function ``compressor.export(run, format, **options)`` of the top-level API
+(:func:`compressor.api.export`): a name can be the package or the function, not both, so the package is
+callable. The names below load on first use, so ``compressor.export.options`` (read by the CLI as it starts)
 does not pull in torch, ONNX and the runtimes.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,3 +44,15 @@ def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+
+class _CallablePackage(types.ModuleType):
+    """``compressor.export(run, "onnx-int8")`` calls :func:`compressor.api.export`, whichever was imported first."""
+
+    def __call__(self, run: str | Path, format: str = "onnx", **options: Any) -> Path:
+        from compressor.api import export
+
+        return export(run, format, **options)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -17,9 +17,9 @@ import numpy as np
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.env import environment, usable_cores
-from compressor.export.options import BenchOptions
+from compressor.export.options import BACKENDS, BenchOptions
 from compressor.export.report import BenchReport, BenchRow
-from compressor.export.runners import BACKENDS, backend_unavailable
+from compressor.export.runners import backend_unavailable
 from compressor.registry import unknown_name_message
 from compressor.rundir import RunDir
 

@@ -111,11 +111,11 @@ def write_embeddings(out: Path, emb: np.ndarray, files: list[str]) -> Path:
     return listing
 
 
-def embed_folder(target: str | Path, folder: str | Path, out: str | Path, *, batch_size: int = 64,
+def embed_folder(target: str | Path, folder: str | Path, out: str | Path | None, *, batch_size: int = 64,
                  device: str = "cpu", progress: bool = True) -> tuple[np.ndarray, list[str]]:
-    """Embed every image under ``folder`` with ``target``; writes ``out`` and its file list."""
-    out = Path(out)
-    if out.suffix not in FORMATS:
+    """Embed every image under ``folder`` with ``target``; writes ``out`` and its file list (none when ``None``)."""
+    out = None if out is None else Path(out)
+    if out is not None and out.suffix not in FORMATS:
         raise CompressorError(f"--out {out.name}: use a .npy, .safetensors or .parquet file")
     root = Path(folder)
     if not root.is_dir():
@@ -141,5 +141,6 @@ def embed_folder(target: str | Path, folder: str | Path, out: str | Path, *, bat
     if skipped:
         log.warning("%d unreadable images were skipped (named above)", skipped)
     emb = np.concatenate(rows)
-    write_embeddings(out, emb, kept)
+    if out is not None:
+        write_embeddings(out, emb, kept)
     return emb, kept

@@ -14,10 +14,10 @@ from pathlib import Path
 from compressor.engine.config import option
 from compressor.engine.ranges import Range, check_range, flag
 from compressor.errors import CompressorError
-from compressor.export.runners import BACKENDS
 
 DEFAULT_OPSET = 17
 MAX_OPSET = 20  # the highest torch.onnx.export(dynamo=False) writes
+BACKENDS = ("torch", "ort-cpu", "ort-cuda", "trt", "openvino")  # declared here, not in runners: no numpy
 
 
 @dataclass

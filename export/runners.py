@@ -14,7 +14,6 @@ import numpy as np
 
 from compressor.export.runtime import ort_available
 
-BACKENDS = ("torch", "ort-cpu", "ort-cuda", "trt", "openvino")
 Step = Callable[[], object]
 
 

@@ -16,7 +16,7 @@ from compressor.models.students import build_student
 from compressor.plugins import load_plugins
 
 torch.set_num_threads(2)
-load_plugins()  # what the CLI does first: the recipes register themselves with the core
+load_plugins()  # the recipes register themselves with the core now, not at the first lookup
 
 
 def frozen_teacher(arch: str = "resnet10t", image_size: int = 40) -> Encoder:

@@ -15,7 +15,6 @@ import typer
 from compressor import __version__
 from compressor.cli import bench, cache, data, demo, distill, embed, eval, export, list_cmd, pick, report, run
 from compressor.errors import CompressorError
-from compressor.plugins import load_plugins
 
 app = typer.Typer(
     name="compress",
@@ -70,7 +69,6 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in args:
         args.remove("--debug")
     try:
-        load_plugins()
         code = app(args=args, prog_name="compress", standalone_mode=False)
     except CompressorError as err:
         if debug:

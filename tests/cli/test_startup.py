@@ -3,6 +3,13 @@
 import subprocess
 import sys
 
+import pytest
+
+# What the startup commands must not load: each costs a second or more (torch alone is slower to import
+# than the whole `compress --help` should take). numpy too: nothing in --help needs it.
+HEAVY = ("torch", "torchvision", "timm", "open_clip", "matplotlib", "tensorboard", "onnx", "onnxruntime",
+         "openvino", "numpy")
+
 
 def _run(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -22,3 +29,17 @@ def test_package_names_are_the_functions_whichever_module_loads_first() -> None:
                "import types; print([isinstance(x, types.ModuleType) for x in (bench, export_run, BenchOptions)], "
                "callable(bench), 'onnx' in FORMATS)")
     assert out == "[False, False, False] True True"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["--version"], ["list", "students"], ["list", "--help"], ["distill", "--help"],
+    ["eval", "--help"], ["export", "--help"], ["bench", "--help"], ["run", "--help"], ["report", "--help"],
+    ["embed", "--help"], ["pick", "--help"], ["cache", "--help"], ["data", "--help"], ["demo", "--help"],
+])
+def test_startup_commands_import_no_heavy_module(argv: list[str]) -> None:
+    # the real entry point in a fresh interpreter; the module set is read after the command has run
+    code = ("import sys, json\nfrom compressor.cli.main import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            f"print('LOADED', json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    last = _run(code).splitlines()[-1]
+    assert last == "LOADED []", f"compress {' '.join(argv)} imported {last}"
