@@ -160,8 +160,8 @@ def _with_student_weights(cfg: TrainConfig, student: Encoder) -> Encoder:
     def build_and_load(stem: str) -> Encoder:
         torch.set_rng_state(rng)  # the same initial weights for the heads, whichever stem was tried first
         enc = build_student(cfg.student, cfg.image_size, stem=stem) if stem != student.stem else student
-        enc.weights_info = load_student_weights(  # type: ignore[assignment]  # read by run.json
-            enc, cfg.student_weights or "", trust=cfg.trust_checkpoint)
+        loaded = load_student_weights(enc, cfg.student_weights or "", trust=cfg.trust_checkpoint)
+        object.__setattr__(enc, "weights_info", loaded)  # for run.json (nn.Module's setter is typed for tensors)
         return enc
 
     rng = torch.get_rng_state()
@@ -204,7 +204,8 @@ def build_components(cfg: TrainConfig) -> Components:
         student = _with_student_weights(cfg, student)
     peer = build_student(cfg.peer, cfg.peer_image_size or cfg.image_size, stem=cfg.stem) if cfg.peer else None
     if peer is not None and cfg.peer_weights:
-        peer.weights_info = load_peer_weights(peer, cfg.peer_weights, trust=cfg.trust_checkpoint)  # type: ignore[assignment]  # read by run.json
+        loaded_peer = load_peer_weights(peer, cfg.peer_weights, trust=cfg.trust_checkpoint)
+        object.__setattr__(peer, "weights_info", loaded_peer)  # for run.json (nn.Module's setter is typed for tensors)
     source = _cache_source(cfg)
     with torch.random.fork_rng(devices=[]):  # the heads' initial weights do not depend on how the teacher came
         teachers = _cache_stand_in(cfg, dataset, source) or build_teachers(cfg)  # (built, random, or a complete cache)
