@@ -62,9 +62,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def step_time(recipe: MVMR, batch: dict, opt: torch.optim.Optimizer, steps: int, device: torch.device) -> float:
+def step_time(recipe: MVMR, batch: dict, opt: torch.optim.Optimizer, steps: int, device: torch.device,
+              amp: torch.dtype | None = None) -> float:
     def one() -> None:
-        recipe.step(batch).loss.backward()
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            loss = recipe.step(batch).loss
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -78,7 +81,7 @@ def step_time(recipe: MVMR, batch: dict, opt: torch.optim.Optimizer, steps: int,
 
 
 def flops_of(recipe: MVMR, batch: dict) -> int:
-    with FlopCounterMode(display=False) as fc:
+    with FlopCounterMode(display=False) as fc:  # FLOPs do not depend on the precision: counted in fp32
         recipe.step(batch).loss.backward()
     recipe.zero_grad(set_to_none=True)
     return fc.get_total_flops()
@@ -112,7 +115,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--loader-images", type=int, default=32)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: the step under autocast")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the recipe's step (after counting FLOPs)")
+    ap.add_argument("--compile-backend", default="inductor",
+                    help="torch.compile backend (the CPU dry run of scripts/gpu-check.sh uses aot_eager: no codegen)")
     args = ap.parse_args()
+    amp = torch.bfloat16 if args.precision == "bf16" else None
     device = torch.device(args.device)
     torch.manual_seed(0)
     teacher = build_student(args.teacher, args.image_size).freeze().to(device)
@@ -129,17 +137,23 @@ def main() -> None:
                  "index": idx.to(device)}
         opt = torch.optim.Adam([p for p in recipe.parameters() if p.requires_grad], lr=1e-4)
         f_live = flops_of(recipe, batch)
-        t_live = step_time(recipe, batch, opt, args.steps, device)
+        eager = recipe.step
+        if args.compile:  # as the trainer's --compile: graph breaks fall back to eager
+            recipe.step = torch.compile(recipe.step, backend=args.compile_backend)  # type: ignore[method-assign]
+        t_live = step_time(recipe, batch, opt, args.steps, device, amp)
         with tempfile.TemporaryDirectory() as d:
             cache = TeacherCache(d, cache_key(data, teacher))
             fill_cache(cache, teacher, data, batch_size=args.batch, device=device)
             recipe.teacher_disk_cache = cache  # the same attribute the trainer sets for --teacher-cache
             cached = {k: v for k, v in batch.items() if k != "t_o"}  # a complete cache: the view is not decoded
+            stepper, recipe.step = recipe.step, eager  # type: ignore[method-assign]  # FLOPs counted eagerly
             f_cached = flops_of(recipe, cached)
-            t_cached = step_time(recipe, cached, opt, args.steps, device)
+            recipe.step = stepper  # type: ignore[method-assign]
+            t_cached = step_time(recipe, cached, opt, args.steps, device, amp)
             recipe.teacher_disk_cache = None
         ceiling, speedup = f_live / f_cached, t_live / t_cached
-        print(f"{args.teacher} -> {name} @ {args.image_size}px, batch {args.batch}: "
+        print(f"{args.teacher} -> {name} @ {args.image_size}px, batch {args.batch}, {args.precision}"
+              f"{', compiled' if args.compile else ''}: "
               f"live {args.batch / t_live:.2f} img/s, cached {args.batch / t_cached:.2f} img/s, "
               f"speed-up {speedup:.2f}x of ceiling (T+S)/S = {ceiling:.2f}x ({100 * speedup / ceiling:.0f}%); "
               f"FLOP bound (bf16 peak): live {100 * f_live / t_live / peaks['bfloat16']:.0f}%, "

@@ -99,6 +99,8 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
     report = BenchReport(env=environment(threads))
     report.notes.extend(file_notes)
     skipped = {b: r for b in opts.backends if (r := backend_unavailable(b, torch_device=opts.torch_device))}
+    if skipped and set(skipped) == set(opts.backends):  # nothing asked for can run: an error, not an empty table
+        raise CompressorError("; ".join(f"{b} cannot run here: {r}" for b, r in skipped.items()))
     for b, reason in skipped.items():
         report.notes.append(f"{b}: skipped: {reason}")
 

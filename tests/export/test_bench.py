@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from compressor.errors import CompressorError
 from compressor.export import BenchOptions, bench
 from compressor.export.report import SCHEMA_KEYS
 from compressor.export.timing import measure
@@ -89,6 +90,13 @@ def test_unavailable_backends_are_one_line_each(exported_run: Path) -> None:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         assert any(n.startswith("ort-cuda: skipped: CUDAExecutionProvider") for n in skipped)
     assert all("\n" not in n for n in report.notes)
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="onnxruntime-gpu is here")
+def test_ort_cuda_alone_without_the_gpu_package_is_one_line_naming_it(exported_run: Path) -> None:
+    with pytest.raises(CompressorError, match=r"^ort-cuda cannot run here: .*pip install onnxruntime-gpu") as err:
+        bench(exported_run, BenchOptions(backends=("ort-cuda",), batches=(1,), **QUICK))
+    assert "\n" not in str(err.value)
 
 
 def test_markdown_and_plot(exported_run: Path, tmp_path: Path, cli) -> None:
