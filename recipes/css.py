@@ -194,7 +194,8 @@ class CSS(Recipe[CSSConfig]):
     def views(self) -> Callable:
         aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter_p=0.0, grayscale_p=0.0,
                             blur_p=0.0)
-        return SameView(aug, x=self.student.spec, p=self.peer.spec)  # type: ignore[union-attr]
+        peer = cast(Encoder, self.peer)  # __init__ refused a missing peer
+        return SameView(aug, x=self.student.spec, p=peer.spec)
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         za, zb = self.net_a(batch["x"]), self.net_b(batch["p"])

@@ -136,9 +136,11 @@ def multicrop_views(spec: InputSpec, local_size: int, cfg: MOKDConfig) -> Views:
         aug = dataclasses.replace(base, scale=scale, blur_p=blur_p, solarize_p=solarize_p)
         return augment_transform(spec, aug, size)
 
-    size, gs, ls = spec.image_size, tuple(cfg.global_scale), tuple(cfg.local_scale)
-    local = crop(local_size, ls, 0.5)  # type: ignore[arg-type]
-    return Views(g0=crop(size, gs, 1.0), g1=crop(size, gs, 0.1, 0.2),  # type: ignore[arg-type]
+    size = spec.image_size
+    gs = (float(cfg.global_scale[0]), float(cfg.global_scale[1]))
+    ls = (float(cfg.local_scale[0]), float(cfg.local_scale[1]))
+    local = crop(local_size, ls, 0.5)
+    return Views(g0=crop(size, gs, 1.0), g1=crop(size, gs, 0.1, 0.2),
                  **{f"l{i}": local for i in range(cfg.n_local_crops)})
 
 
