@@ -39,8 +39,8 @@ class TrainConfig:
                                             "(its student.safetensors) or a weights file (as --student-weights); "
                                             "recorded in run.json. Default: random init, as the papers.")
     recipe: str = option("feature-kd", "Recipe (see `compress list recipes`). Default feature-kd: the best "
-                         "teacher→student recipe at short budgets in docs/benchmarks.md (+5.0 kNN over the student "
-                         "alone at 2 epochs; seed +4.9, mvmr +2.6); give --recipe mvmr etc. for a paper's method.")
+                         "teacher→student recipe at short budgets (docs/benchmarks.md, the quality table); name a "
+                         "paper's recipe (mvmr, seed, moma, dogo, mokd, css) for its method.")
     data: str = option("", "A folder of images (class sub-folders give labels), `fashion-mnist` or `synthetic`.")
     data_root: str | None = option(None, "Where to look for fashion-mnist first.")
     max_images: int | None = option(None, "Train on a fixed, class-stratified random subset of N images "
