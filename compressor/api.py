@@ -17,12 +17,10 @@ The heavy libraries load inside the calls, so ``import compressor`` stays as lig
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compressor.errors import CompressorError
-from compressor.registry import did_you_mean
+from compressor.utils.coerce import unknown_fields
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,15 +28,6 @@ if TYPE_CHECKING:
     from compressor.models.encoder import Encoder
 
 __all__ = ["distill", "embed", "export", "load"]
-
-
-def _unknown_fields(kind: str, given: dict[str, Any], cls: type) -> None:
-    """One line naming the first keyword that ``cls`` (a config dataclass) does not have, with a suggestion."""
-    known = [f.name for f in dataclasses.fields(cls)]
-    for name in given:
-        if name not in known:
-            raise CompressorError(f"{kind}() got an unknown option {name!r}{did_you_mean(name, known)} "
-                                  f"(known: {', '.join(known)})")
 
 
 def distill(student: str, *, data: str, teacher: str | None = None, recipe: str | None = None,
@@ -62,7 +51,7 @@ def distill(student: str, *, data: str, teacher: str | None = None, recipe: str 
     given: dict[str, Any] = {k: v for k, v in {"teacher": teacher, "recipe": recipe}.items() if v is not None}
     if out is not None:
         given["out"] = str(out)
-    _unknown_fields("distill", fields, TrainConfig)
+    unknown_fields("distill", fields, TrainConfig)
     return train(TrainConfig(student=student, data=data, **given, **fields), progress=progress)
 
 
@@ -76,11 +65,9 @@ def export(run: str | Path, format: str = "onnx", **options: Any) -> Path:
         **options: any other field of :class:`~compressor.export.options.ExportOptions` (``calib_size``,
             ``out_dir``, ``bake_preprocess`` ...). The file's fidelity figures are in ``RUN/export/manifest.json``.
     """
-    from compressor.export.exporter import export_run
-    from compressor.export.options import ExportOptions
+    from compressor.export.exporter import export_file
 
-    _unknown_fields("export", options, ExportOptions)
-    return export_run(run, ExportOptions(format=format, **options)).path
+    return export_file(run, format, **options)
 
 
 def embed(model: str | Path, images: str | Path, *, out: str | Path | None = None, batch_size: int = 64,
@@ -96,7 +83,7 @@ def embed(model: str | Path, images: str | Path, *, out: str | Path | None = Non
     Returns:
         ``(vectors, files)``: a float32 array (N, dim) and the N image paths relative to ``images``, row by row.
     """
-    from compressor.eval.embed_files import embed_folder
+    from compressor.export.embed_files import embed_folder
 
     return embed_folder(model, images, out, batch_size=batch_size, device=device, progress=progress)
 

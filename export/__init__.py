@@ -47,12 +47,12 @@ def __getattr__(name: str) -> Any:
 
 
 class _CallablePackage(types.ModuleType):
-    """``compressor.export(run, "onnx-int8")`` calls :func:`compressor.api.export`, whichever was imported first."""
+    """``compressor.export(run, "onnx-int8")`` exports as :func:`compressor.api.export` does, whichever came first."""
 
     def __call__(self, run: str | Path, format: str = "onnx", **options: Any) -> Path:
-        from compressor.api import export
+        from compressor.export.exporter import export_file
 
-        return export(run, format, **options)
+        return export_file(run, format, **options)
 
 
 sys.modules[__name__].__class__ = _CallablePackage

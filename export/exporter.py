@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -278,3 +279,11 @@ def _export_openvino(encoder: Encoder, work: Path, name: str, opts: ExportOption
             f"threshold {threshold} (inference precision {runner.inference_precision})"
             + (_int8_hint() if opts.format.endswith("int8") else "; try --strict-fp32"))
     return {**facts, "openvino": block, "fidelity": fidelity, **extra}
+
+
+def export_file(run: str | Path, format: str = "onnx", **options: Any) -> Path:
+    """``export_run`` with the options as keywords (``compressor.export(...)``, ``compressor.api.export``)."""
+    from compressor.utils.coerce import unknown_fields
+
+    unknown_fields("export", options, ExportOptions)
+    return export_run(run, ExportOptions(format=format, **options)).path

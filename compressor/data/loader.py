@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import signal
 from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from compressor.data.datasets import ImageDataset
-from compressor.engine.signals import ignore_stop_signals
 
 log = logging.getLogger("compressor")
 
@@ -60,6 +60,12 @@ class ViewDataset(Dataset):
         out["index"] = torch.tensor(i)
         return out
 
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:  # noqa: ARG001  # DataLoader's worker_init_fn signature
+    """In a DataLoader worker: leave SIGINT and SIGTERM to the training process (compressor.engine.signals)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 def collate_views(items: list[dict]) -> dict:
     """Stack the good samples; report the skipped ones under ``_skipped`` (a list of file names)."""

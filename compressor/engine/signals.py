@@ -11,7 +11,7 @@ Ctrl-C, 143 for SIGTERM) and one line naming ``--resume``.
 A second Ctrl-C aborts at once (the user means it). A second SIGTERM does not: SLURM signals every
 process of a job step and ``torchrun`` forwards the SIGTERM it gets to its workers, so one
 ``scancel`` reaches a rank twice. DataLoader worker processes ignore both signals
-(:func:`ignore_stop_signals`): they would otherwise die first, and the loader would fail the step
+(``compressor.data.loader.ignore_stop_signals``): they would otherwise die first, and the loader would fail the step
 that was meant to be checkpointed; they exit with the loader, as always.
 """
 
@@ -74,9 +74,3 @@ class StopSignals:
     def exit_code(self) -> int:
         """128 + the signal's number, the shell's convention (130 for Ctrl-C, 143 for SIGTERM)."""
         return 128 + int(self.received or signal.SIGINT)
-
-
-def ignore_stop_signals(worker_id: int = 0) -> None:  # noqa: ARG001  # DataLoader's worker_init_fn signature
-    """In a DataLoader worker: leave SIGINT and SIGTERM to the training process (see the module docstring)."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)

@@ -134,3 +134,14 @@ def _shown(value: Any) -> str:
     """A value for an error message: never a huge (e.g. alias-expanded) one."""
     text = repr(value)
     return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def unknown_fields(kind: str, given: dict[str, Any], cls: type) -> None:
+    """One line naming the first keyword that ``cls`` (a config dataclass) does not have, with a suggestion."""
+    from compressor.registry import did_you_mean
+
+    known = [f.name for f in dataclasses.fields(cls)]
+    for name in given:
+        if name not in known:
+            raise CompressorError(f"{kind}() got an unknown option {name!r}{did_you_mean(name, known)} "
+                                  f"(known: {', '.join(known)})")
