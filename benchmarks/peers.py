@@ -111,9 +111,7 @@ GPU_SETUPS: dict[str, Setup] = {
 @dataclass
 class Row:
     label: str
-    recipe: str
-    model: str  # which saved model of the run: student | peer
-    metric: str  # knn | top1
+    model: str  # which saved model of the run: student | peer | ensemble
     control: str | None = None
     values: list[float] = field(default_factory=list)
     linear: list[float] = field(default_factory=list)
@@ -256,24 +254,26 @@ def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer, teacher: st
     extra: dict[str, Any] = {}
     if recipe == "css":
         for model, arch in (("student", s.student), ("peer", s.peer)):
-            alone = Row(f"{arch} ({model}) alone, cross-entropy", recipe, model, "top1")
-            rows += [alone, Row(f"{arch} ({model}) with css", recipe, model, "top1", control=alone.label)]
-        rows.append(Row("css ensemble of both networks", recipe, "ensemble", "top1"))
+            alone = Row(f"{arch} ({model}) alone, cross-entropy", model)
+            rows += [alone, Row(f"{arch} ({model}) with css", model, control=alone.label)]
+        rows.append(Row("css ensemble of both networks", "ensemble"))
+        by = {r.label: r for r in rows}
         for seed in args.seeds:
             run = train_run(args, f"css-s{seed}", **pair_kwargs(s, "css", seed, None),
                             recipe_config=dict(s.recipe_config))
             top1 = css_top1(run, score)
+            # each network alone: the same images, epochs, batch, optimiser, weight decay and crop as css
+            css_cfg = RunDir(run).read_config()["recipe_config"]
+            ce_config = {k: css_cfg[k] for k in ("optimizer", "lr", "weight_decay", "crop_scale_min",
+                                                 "warmup_fraction", "clip_grad")} | {"label_smoothing": 0.0}
+            ce_top1: dict[Path, float] = {}  # a pair of one architecture shares its control (trained, scored once)
             for model, arch in (("student", s.student), ("peer", s.peer)):
-                # each network alone: the same images, epochs, batch, optimiser, weight decay and crop as css
-                css_cfg = RunDir(run).read_config()["recipe_config"]
-                # (a pair of one architecture shares its control: the same network trained alone)
                 ce = train_run(args, f"ce-{arch}-s{seed}", student=arch, recipe="supervised", image_size=s.image_size,
                                stem=s.stem, max_images=s.images, epochs=s.epochs, batch_size=s.batch_size, seed=seed,
-                               recipe_config={k: css_cfg[k] for k in ("optimizer", "lr", "weight_decay",
-                                                                      "crop_scale_min", "warmup_fraction",
-                                                                      "clip_grad")} | {"label_smoothing": 0.0})
-                by = {r.label: r for r in rows}
-                by[f"{arch} ({model}) alone, cross-entropy"].values.append(supervised_top1(ce, score))
+                               recipe_config=ce_config)
+                if ce not in ce_top1:
+                    ce_top1[ce] = supervised_top1(ce, score)
+                by[f"{arch} ({model}) alone, cross-entropy"].values.append(ce_top1[ce])
                 by[f"{arch} ({model}) alone, cross-entropy"].runs.append(str(ce))
                 by[f"{arch} ({model}) with css"].values.append(top1[model])
                 by[f"{arch} ({model}) with css"].runs.append(str(run))
@@ -281,8 +281,8 @@ def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer, teacher: st
             rows[-1].runs.append(str(run))
     else:
         for model, arch in (("student", s.student), ("peer", s.peer)):
-            alone = Row(f"{arch} ({model}) alone ({recipe} control)", recipe, model, "knn")
-            rows += [alone, Row(f"{arch} ({model}) with {recipe}", recipe, model, "knn", control=alone.label)]
+            alone = Row(f"{arch} ({model}) alone ({recipe} control)", model)
+            rows += [alone, Row(f"{arch} ({model}) with {recipe}", model, control=alone.label)]
         entropies: list[dict[str, float]] = []
         for seed in args.seeds:
             kw = pair_kwargs(s, recipe, seed, peer_weights)
