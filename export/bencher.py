@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class _Target:
     run_dir: Path | None
     files: list[Path] = field(default_factory=list)
     torch: bool = False
+    lock: Any = None  # the reader's lock on RUN/export while benching (a FolderLock), if any
 
 
 def _resolve(target: Path) -> _Target:
@@ -58,11 +60,13 @@ def _resolve(target: Path) -> _Target:
 
 def _check_files(tgt: _Target, notes: list[str]) -> None:
     """Every file is a readable model, and an export older than the run's student is marked stale."""
+    from compressor.manifest import verify_export
     from compressor.utils.io import check_regular_file
 
     student = RunDir(tgt.run_dir).weights_path() if tgt.run_dir is not None else None
     for f in tgt.files:
         check_regular_file(f, "model file")
+        verify_export(f)  # a file replaced or damaged since `compress export` wrote it: named, not measured
         if f.suffix == ".onnx":
             import onnx
 
@@ -78,8 +82,6 @@ def _check_files(tgt: _Target, notes: list[str]) -> None:
 
 def bench(target: str | Path, options: BenchOptions | None = None) -> BenchReport:
     """Benchmark ``target`` (a run directory or an exported file); see :class:`BenchOptions`."""
-    import torch
-
     opts = options or BenchOptions()
     for b in opts.backends:
         if b not in BACKENDS:
@@ -93,6 +95,19 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
         if value is not None and not (math.isfinite(value) and value >= low):
             raise CompressorError(f"{flag} must be at least {low}, got {value}")
     tgt = _resolve(Path(target))
+    if tgt.run_dir is None:
+        return _bench(target, tgt, opts, None)
+    from compressor.engine.runlock import FolderLock, reading
+
+    # A shared lock: no `compress export` rewrites RUN/export while its files are measured.
+    with reading(RunDir(tgt.run_dir).export_dir, "bench") as lock:
+        return _bench(target, _resolve(Path(target)), opts, lock if isinstance(lock, FolderLock) else None)
+
+
+def _bench(target: str | Path, tgt: _Target, opts: BenchOptions, lock: Any) -> BenchReport:
+    import torch
+
+    tgt.lock = lock
     file_notes: list[str] = []
     _check_files(tgt, file_notes)
     threads = opts.threads or usable_cores()
@@ -210,7 +225,13 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
                 profile = entry.get("tensorrt", {}).get("profile", {"min": 1, "opt": 8, "max": 32})
                 opts = ExportOptions(format=entry["format"], bake_preprocess=baked,
                                      trt_batch=(profile["min"], profile["opt"], profile["max"]))
-                return export_run(run_dir, opts).entry
+                if tgt.lock is not None:  # the export takes the writer's lock: give back this reader's
+                    tgt.lock.release()
+                try:
+                    return export_run(run_dir, opts).entry
+                finally:
+                    if tgt.lock is not None:
+                        tgt.lock.acquire()
 
         trt_runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))
         return trt_runner, entry.get("format", "trt"), entry.get("precision", "fp16"), size_mb, params, baked

@@ -31,13 +31,14 @@ Model = Callable[[torch.Tensor], np.ndarray]
 
 
 def _exported(path: Path) -> tuple[Model, InputSpec]:
-    from compressor.manifest import read_manifest
+    from compressor.manifest import read_manifest, verify_export
 
     manifest = read_manifest(path.parent)
     entry, student = manifest["exports"].get(path.name), manifest.get("student")
     if entry is None or student is None:
         raise CompressorError(f"{path} has no entry in {path.parent / MANIFEST}; embed the run directory, "
                               "or keep the file beside the manifest `compress export` wrote")
+    verify_export(path)
     spec = InputSpec.from_dict(student)
     baked = bool(entry.get("input", {}).get("preprocess_baked", False))
     if path.suffix == ".xml":

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from compressor.engine.runlock import FolderLock
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.env import tool_versions
@@ -26,6 +27,7 @@ from compressor.manifest import record_export
 from compressor.models.encoder import Encoder
 from compressor.registry import unknown_name_message
 from compressor.rundir import RunDir
+from compressor.utils.io import file_record, remove_orphaned_temps
 
 log = logging.getLogger("compressor")
 
@@ -40,6 +42,7 @@ FORMATS: dict[str, tuple[str, str, float]] = {
     "openvino": ("model", "fp32", 0.999),
     "openvino-int8": ("model.int8", "int8", 0.98),
 }
+EXPORT_TMP_PREFIX = ".export-"  # the work folder of one export; kill -9 leaves it behind
 SUFFIX = {"trt": ".engine", "openvino": ".xml"}  # by format family; everything else is .onnx
 
 
@@ -78,18 +81,29 @@ def check_options(opts: ExportOptions) -> None:
 
 def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> ExportResult:
     """Export the student of ``run_dir`` as ``options.format``; see :class:`ExportOptions`."""
-    from compressor.models.saved import load_encoder, read_encoder_meta
+    from compressor.models.saved import load_encoder
 
     opts = options or ExportOptions()
     check_options(opts)
-    if opts.format == "timm":  # a folder for timm / the hub, not a graph: see export/timm_format.py
-        from compressor.export.timm_format import export_timm
-
-        return ExportResult(*export_timm(run_dir, opts.out_dir))
     run_dir = Path(run_dir)
-    encoder = load_encoder(run_dir)
     out_dir = Path(opts.out_dir) if opts.out_dir else RunDir(run_dir).export_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not RunDir(run_dir).is_finished():
+        load_encoder(run_dir)  # its one-line error for a folder that is not a finished run, before export/ is made
+    # One writer of the export folder at a time, and none while `compress bench` reads it (engine/runlock.py).
+    with FolderLock(out_dir, "export"):
+        for p in remove_orphaned_temps(out_dir, also_dirs=EXPORT_TMP_PREFIX):
+            log.info("removed %s, left by an interrupted export", p)
+        if opts.format == "timm":  # a folder for timm / the hub, not a graph: see export/timm_format.py
+            from compressor.export.timm_format import export_timm
+
+            return ExportResult(*export_timm(run_dir, opts.out_dir))
+        return _export_locked(run_dir, out_dir, opts)
+
+
+def _export_locked(run_dir: Path, out_dir: Path, opts: ExportOptions) -> ExportResult:
+    from compressor.models.saved import load_encoder, read_encoder_meta
+
+    encoder = load_encoder(run_dir)
     threshold = opts.min_cosine if opts.min_cosine is not None else FORMATS[opts.format][2]
     if opts.min_cosine is None and opts.format == "openvino" and opts.strict_fp32:
         threshold = FORMATS["onnx"][2]
@@ -103,7 +117,7 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
     check = img.load_images(data, encoder.spec, opts.check_size, split="val", root=root)
     name = file_name(opts.format, baked=opts.bake_preprocess)
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=EXPORT_TMP_PREFIX, dir=out_dir) as tmp:
         work = Path(tmp)
         if opts.format.startswith("trt"):
             entry = _export_trt(encoder, work, name, opts, check, threshold, data, root)
@@ -117,8 +131,10 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
         if (work / "timing.cache").is_file():
             shutil.copyfile(work / "timing.cache", out_dir / "timing.cache")
     size = (out_dir / name).stat().st_size
+    written = [out_dir / name, *([(out_dir / name).with_suffix(".bin")] if name.endswith(".xml") else [])]
     entry = {"file": name, "format": opts.format, "precision": FORMATS[opts.format][1],
-             "size_bytes": size, "size_mb": round(size / 1e6, 3), **entry,
+             "size_bytes": size, "size_mb": round(size / 1e6, 3),
+             "files": {f.name: file_record(f) for f in written}, **entry,
              "export_seconds": round(time.time() - started, 1),
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tools": tool_versions()}
     manifest = record_export(out_dir, name, entry, student=read_encoder_meta(run_dir))

@@ -49,7 +49,7 @@ def build(
         from compressor.errors import CompressorError
 
         raise CompressorError("a teacher cache holds one teacher; pass a single --teacher")
-    cache = TeacherCache(out, cache_key(dataset, teachers[0]))
+    cache = TeacherCache(out, cache_key(dataset, teachers[0]), repair=True)  # damaged rows are computed again
     cache.record_source(teacher_source(teacher, teacher_weights, teacher_image_size))
     before = cache.num_filled
     done = fill_cache(cache, teachers[0], dataset, batch_size=batch_size, workers=workers,

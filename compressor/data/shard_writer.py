@@ -12,9 +12,9 @@ import numpy as np
 
 from compressor.data.datasets import FolderDataset
 from compressor.data.images import IMAGE_EXTENSIONS
-from compressor.data.shards import CLASSES_FILE, read_classes
+from compressor.data.shards import CHECKSUMS_FILE, CLASSES_FILE, read_checksums, read_classes
 from compressor.errors import CompressorError
-from compressor.utils.io import atomic_write, atomic_write_text
+from compressor.utils.io import atomic_write, atomic_write_text, file_record
 
 
 def write_shards(folder: str | Path, out: str | Path, *, shard_size: int = 1000, prefix: str = "train",
@@ -23,7 +23,8 @@ def write_shards(folder: str | Path, out: str | Path, *, shard_size: int = 1000,
 
     Class sub-folders give ``.cls`` labels and ``OUT/classes.json``. ``seed`` shuffles the order first
     (so every shard mixes classes); ``None`` keeps the folder's order. Image bytes are copied as they
-    are (an unreadable image is found, and skipped, when read). Each shard is written atomically.
+    are (an unreadable image is found, and skipped, when read). Each shard is written atomically, and
+    its size and SHA-256 are recorded in ``OUT/shards.json`` (checked by the reader).
     """
     folder, out = Path(folder).expanduser(), Path(out).expanduser()
     if shard_size < 1:
@@ -62,6 +63,7 @@ def write_shards(folder: str | Path, out: str | Path, *, shard_size: int = 1000,
         bar = make_progress()
         bar.start()
     task = bar.add_task("sharding", total=n) if bar else None
+    written: dict[str, dict] = {}
     try:
         for s in range(count):
             part = order[s * shard_size:(s + 1) * shard_size]
@@ -86,8 +88,14 @@ def write_shards(folder: str | Path, out: str | Path, *, shard_size: int = 1000,
                         if bar is not None and task is not None:
                             bar.advance(task)
 
-            atomic_write(out / f"{prefix}-{s:0{width}d}.tar", write)
+            shard = out / f"{prefix}-{s:0{width}d}.tar"
+            atomic_write(shard, write)
+            written[shard.name] = file_record(shard)
     finally:
+        if written:  # what was written, even when a later shard failed
+            records = {**read_checksums(out), **written}
+            atomic_write_text(out / CHECKSUMS_FILE, json.dumps({"files": dict(sorted(records.items()))},
+                                                              indent=1) + "\n")
         if bar is not None:
             bar.stop()
     last = f"{count - 1:0{width}d}"

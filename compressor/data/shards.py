@@ -19,6 +19,12 @@ DataLoader workers all index samples, and a resumed run skips exactly the batche
 finer than the usual per-shard resume of streaming readers. Each process (each DataLoader worker)
 opens its own file handle per shard, lazily, so workers never share a file position.
 
+``compress data shard`` also records each shard's size and SHA-256 in ``shards.json`` beside it. A shard
+whose size differs (cut short, replaced) is refused whenever the data set is opened; its SHA-256 is
+checked whenever the shard is indexed, i.e. the first time and after any change of its size or mtime, so
+a shard damaged in place since is named, never read. (Shards written by other tools carry no record:
+a truncated one fails as an unreadable tar, except when it is cut between two samples.)
+
 Reads are random-access seeks: the shards must be local or on a mounted file system. Streaming from
 ``http://``, ``s3://`` or ``pipe:`` URLs is not supported (a one-line error says so), nor are compressed
 (``.tar.gz``) shards, which cannot be seeked into.
@@ -44,11 +50,13 @@ from PIL import Image
 from compressor.data.images import IMAGE_EXTENSIONS, ImageDataset, load_image
 from compressor.data.shard_spec import shard_files
 from compressor.errors import CompressorError
-from compressor.utils.io import atomic_write_text
+from compressor.utils.io import atomic_write_text, file_record
 
 log = logging.getLogger("compressor")
 
 CLASSES_FILE = "classes.json"
+CHECKSUMS_FILE = "shards.json"  # {"files": {name: {"size_bytes", "sha256"}}}, written by `compress data shard`
+REWRITE = "write the shards again into an empty folder with `compress data shard`, or leave this one out of --data"
 INDEX_SUFFIX = ".idx.json"  # the sidecar index beside each shard: train-000000.tar.idx.json
 SHARD_IMAGE_EXTENSIONS = {e.lstrip(".") for e in IMAGE_EXTENSIONS}
 
@@ -101,25 +109,47 @@ def _index_shard(path: Path) -> Iterator[tuple[str, int, int, int]]:
         log.warning("%s: %d samples have no image member (.jpg, .png, ...) and are left out", path, no_image)
 
 
-def shard_index(path: Path) -> list[tuple[str, int, int, int]]:
+def read_checksums(folder: Path) -> dict[str, dict]:
+    """The size and SHA-256 ``compress data shard`` recorded for each shard in ``folder`` (``{}``: none)."""
+    path = folder / CHECKSUMS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        files = json.loads(path.read_text())["files"]
+        if not isinstance(files, dict):
+            raise TypeError("files is not a mapping")
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise CompressorError(f"{path} is corrupt ({type(err).__name__}); {REWRITE}") from None
+    return files
+
+
+def shard_index(path: Path, record: dict | None = None) -> list[tuple[str, int, int, int]]:
     """:func:`_index_shard`, kept in ``PATH.idx.json`` beside the shard where the folder is writable.
 
     The sidecar is used only while the shard has the size and mtime it records; otherwise (and when it
     is unreadable) the shard is indexed again. Reading the headers costs ~60 µs per sample (a minute per
-    million samples, on every rank); reading the sidecar ~7 µs.
+    million samples, on every rank); reading the sidecar ~7 µs. ``record`` (from ``shards.json``): the
+    size is checked every time, the SHA-256 whenever the shard is indexed.
     """
     st = path.stat()
+    if record is not None and st.st_size != record.get("size_bytes"):
+        raise CompressorError(f"shard {path} is {st.st_size} bytes, but `compress data shard` wrote "
+                              f"{record.get('size_bytes')} (cut short or replaced); {REWRITE}")
     stamp = [st.st_size, st.st_mtime_ns]
+    sha = record.get("sha256") if record is not None else None
     side = path.with_name(path.name + INDEX_SUFFIX)
     try:
         cached = json.loads(side.read_text())
-        if cached["version"] == 1 and cached["stamp"] == stamp:
+        if cached["version"] == 1 and cached["stamp"] == stamp and cached.get("sha256") == sha:
             return [(str(k), int(o), int(n), int(c)) for k, o, n, c in cached["samples"]]
     except (OSError, ValueError, TypeError, KeyError):
         pass  # none yet, or not ours: index the shard
+    if sha is not None and file_record(path)["sha256"] != sha:
+        raise CompressorError(f"shard {path} does not match the SHA-256 `compress data shard` recorded (changed on "
+                              f"disk since); {REWRITE}")
     rows = list(_index_shard(path))
     with contextlib.suppress(OSError):  # a read-only or full file system: index again next time
-        atomic_write_text(side, json.dumps({"version": 1, "stamp": stamp, "samples": rows}))
+        atomic_write_text(side, json.dumps({"version": 1, "stamp": stamp, "sha256": sha, "samples": rows}))
     return rows
 
 
@@ -149,7 +179,9 @@ class ShardDataset(ImageDataset):
     @classmethod
     def open(cls, spec: str) -> ShardDataset:
         shards = shard_files(spec)
-        rows = [(s, *r) for s, path in enumerate(shards) for r in shard_index(path)]
+        records = {folder: read_checksums(folder) for folder in {p.parent for p in shards}}
+        rows = [(s, *r) for s, path in enumerate(shards)
+                for r in shard_index(path, records[path.parent].get(path.name))]
         if not rows:
             raise CompressorError(f"the {len(shards)} shards of --data {spec!r} hold no images; write shards "
                                   "with `compress data shard FOLDER OUT`")

@@ -14,13 +14,23 @@ simply continues. ``meta.json`` holds the key the embeddings depend on:
 Opening a cache whose key differs is refused with a message naming each field that differs.
 Rows are written before their fill flags, and both files are flushed after each batch, so a
 killed process leaves at worst rows that are computed again, never a flag over a missing row.
+
+Damage on disk is found when a cache is opened, never read silently: the arrays' headers and sizes
+are checked (a truncated file), and every filled row against the CRC-32 recorded beside it in
+``checksums.npy`` when it was written (a flipped bit; a flag set over a row never written). A row
+checksum rather than one per file because a cache is filled a batch at a time, by several ranks, and
+resumed; checking costs one read of the file (~1 s per GB). Training refuses a damaged cache with a
+line naming the fix; ``compress cache build`` repairs it (recomputes the rows that fail, or rebuilds
+files that are cut short).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +42,9 @@ from compressor.errors import CompressorError
 from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
-VERSION = 1
+log = logging.getLogger("compressor")
+
+VERSION = 2  # 2: checksums.npy, a CRC-32 per row
 
 
 def dataset_identity(ds: Any) -> str:
@@ -98,10 +110,30 @@ _NAMES = {"dataset": "data set (files, sizes or mtimes)", "num_images": "number 
           "version": "cache format version"}
 
 
-class TeacherCache:
-    """``embeddings.npy`` (N×D float32) + ``filled.npy`` (N bool) + ``meta.json`` in one folder."""
+def _row_crcs(rows: np.ndarray) -> np.ndarray:
+    """CRC-32 of each row's float32 bytes."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    return np.fromiter((zlib.crc32(r.tobytes()) for r in rows), dtype=np.uint32, count=len(rows))
 
-    def __init__(self, folder: str | Path, key: dict[str, Any], *, create: bool = True) -> None:
+
+# the files of a cache: name -> (dtype, shape given N and D)
+_ARRAYS = {"embeddings.npy": (np.float32, lambda n, d: (n, d)), "filled.npy": (np.bool_, lambda n, d: (n,)),
+           "checksums.npy": (np.uint32, lambda n, d: (n,))}
+
+
+class TeacherCache:
+    """``embeddings.npy`` (N×D float32) + ``filled.npy`` (N bool) + ``checksums.npy`` (N CRC-32) + ``meta.json``.
+
+    ``verify`` checks every filled row on opening (rank 0 does; the other ranks open after it);
+    ``repair`` (``compress cache build``) recomputes what fails instead of refusing.
+    """
+
+    emb: np.memmap  # set by _open_arrays
+    filled: np.memmap
+    crc: np.memmap
+
+    def __init__(self, folder: str | Path, key: dict[str, Any], *, create: bool = True, verify: bool = True,
+                 repair: bool = False) -> None:
         self.folder = Path(folder)
         meta = self.folder / "meta.json"
         n, d = int(key["num_images"]), int(key["dim"])
@@ -117,13 +149,55 @@ class TeacherCache:
                                   "`compress cache build`")
         else:
             self.folder.mkdir(parents=True, exist_ok=True)
-            np.lib.format.open_memmap(self.folder / "embeddings.npy", mode="w+", dtype=np.float32,
-                                      shape=(n, d)).flush()
-            np.lib.format.open_memmap(self.folder / "filled.npy", mode="w+", dtype=np.bool_, shape=(n,)).flush()
+            self._create_arrays(n, d)
             atomic_write_text(meta, json.dumps(key, indent=2) + "\n")  # last: marks the files complete
         self.key = key
-        self.emb = np.load(self.folder / "embeddings.npy", mmap_mode="r+")
-        self.filled = np.load(self.folder / "filled.npy", mmap_mode="r+")
+        damage = self._open_arrays(n, d)
+        if damage and repair:
+            log.warning("teacher cache %s: %s; building it again", self.folder, damage)
+            self._create_arrays(n, d)
+            damage = self._open_arrays(n, d)
+        if damage:
+            raise CompressorError(f"teacher cache {self.folder} is damaged ({damage}); run `compress cache build "
+                                  f"{self.folder}` with this --teacher and --data to repair it, or delete the folder")
+        if verify:
+            self._verify_rows(repair)
+
+    def _create_arrays(self, n: int, d: int) -> None:
+        for name, (dtype, shape) in _ARRAYS.items():
+            np.lib.format.open_memmap(self.folder / name, mode="w+", dtype=dtype, shape=shape(n, d)).flush()
+
+    def _open_arrays(self, n: int, d: int) -> str | None:
+        """Map the three arrays; what is wrong with them (missing, cut short, another shape), else ``None``."""
+        for name, (dtype, shape) in _ARRAYS.items():
+            try:
+                arr = np.load(self.folder / name, mmap_mode="r+")
+            except FileNotFoundError:
+                return f"{name} is missing"
+            except (OSError, ValueError) as err:  # a header or body cut short: "mmap length is greater than…"
+                return f"{name} is truncated or not an array: {str(err).splitlines()[0] if str(err) else err}"
+            if arr.dtype != dtype or arr.shape != shape(n, d):
+                return f"{name} holds {arr.dtype} {arr.shape}, not {np.dtype(dtype)} {shape(n, d)}"
+            setattr(self, {"embeddings.npy": "emb", "filled.npy": "filled", "checksums.npy": "crc"}[name], arr)
+        return None
+
+    def _verify_rows(self, repair: bool, chunk: int = 4096) -> None:
+        """Every filled row against its CRC-32; bad rows are refused, or (``repair``) marked to be computed again."""
+        bad: list[int] = []
+        for start in range(0, len(self), chunk):
+            rows = np.flatnonzero(self.filled[start:start + chunk]) + start
+            if len(rows):
+                bad += rows[_row_crcs(self.emb[rows]) != self.crc[rows]].tolist()
+        if not bad:
+            return
+        what = f"{len(bad)} of {self.num_filled} rows do not match their checksums (first: row {bad[0]})"
+        if not repair:
+            raise CompressorError(f"teacher cache {self.folder} is damaged ({what}); run `compress cache build "
+                                  f"{self.folder}` with this --teacher and --data to recompute them, or delete the "
+                                  "folder")
+        log.warning("teacher cache %s: %s; computing them again", self.folder, what)
+        self.filled[bad] = False
+        self.filled.flush()
 
     def __len__(self) -> int:
         return int(self.filled.shape[0])
@@ -145,8 +219,11 @@ class TeacherCache:
 
     def store(self, index: torch.Tensor, embeddings: torch.Tensor) -> None:
         idx = index.detach().cpu().numpy()
-        self.emb[idx] = embeddings.detach().float().cpu().numpy()
-        self.emb.flush()  # the rows first, then the flags that vouch for them
+        rows = embeddings.detach().float().cpu().numpy()
+        self.emb[idx] = rows
+        self.crc[idx] = _row_crcs(rows)
+        self.emb.flush()  # the rows and their checksums first, then the flags that vouch for them
+        self.crc.flush()
         self.filled[idx] = True
         self.filled.flush()
 
@@ -223,7 +300,7 @@ def attach_cache(recipe: Any, dataset: Any, folder: str | Path, *, is_main: bool
         barrier()
     else:
         barrier()
-        cache = TeacherCache(folder, key, create=False)
+        cache = TeacherCache(folder, key, create=False, verify=False)  # rank 0 has checked it
     recipe.teacher_disk_cache = cache
     return cache
 

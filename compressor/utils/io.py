@@ -10,6 +10,7 @@ hide the one condition the user can fix.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -80,18 +81,24 @@ def free_bytes(folder: str | Path) -> int | None:
         return None
 
 
-def remove_orphaned_temps(folder: str | Path) -> list[Path]:
-    """Delete the ``.NAME.*.tmp`` files an interrupted :func:`atomic_write` left in ``folder``.
+def remove_orphaned_temps(folder: str | Path, *, also_dirs: str | None = None) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files an interrupted :func:`atomic_write` left in ``folder``, and the
+    folders whose name starts with ``also_dirs`` (an interrupted export's work folder).
 
-    Only call this while holding the folder's run lock: another live writer's temporary looks the same.
+    Only call this while holding the folder's lock: another live writer's temporary looks the same.
     """
     removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():
-        if p.name.startswith(".") and p.name.endswith(TMP_SUFFIX) and p.is_file() and not p.is_symlink():
+        if p.is_symlink():
+            continue
+        if p.name.startswith(".") and p.name.endswith(TMP_SUFFIX) and p.is_file():
             p.unlink(missing_ok=True)
+            removed.append(p)
+        elif also_dirs and p.name.startswith(also_dirs) and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
 
@@ -120,3 +127,13 @@ def check_regular_file(path: str | Path, what: str, *, max_bytes: int = 1 << 40,
         raise CompressorError(f"{what} {str(path)!r} is {st.st_size / 2**20:.0f} MiB, more than the "
                               f"{max_bytes / 2**20:.0f} MiB limit; pass the right file")
     return st.st_size
+
+
+def file_record(path: str | Path) -> dict:
+    """``{"size_bytes", "sha256"}`` of a file (read in 1 MiB blocks): what a writer records so that a reader can
+    tell the file it wrote from one cut short, damaged or replaced since."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return {"size_bytes": Path(path).stat().st_size, "sha256": h.hexdigest()}

@@ -33,9 +33,9 @@ def one_line_error(cli, *args, match: str, code: int | None = None) -> str:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    """Content hashes of every file under ``folder`` (the lock file aside): 'nothing lost' compares two."""
+    """Content hashes of every file under ``folder`` (the lock files aside): 'nothing lost' compares two."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".lock")}
 
 
 def compress_subprocess(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
