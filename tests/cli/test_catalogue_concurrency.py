@@ -170,6 +170,6 @@ def test_no_fcntl_and_no_msvcrt(tmp_path: Path) -> None:
     script = ("import sys\nsys.modules['fcntl'] = None\nsys.modules['msvcrt'] = None\n"
               "import compressor.cli.main, compressor.engine.trainer\n" + TRY)
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r"), "distill", "exclusive"],
-                         capture_output=True, text=True, timeout=60, check=True, cwd=REPO).stdout.strip()
+                         capture_output=True, text=True, timeout=300, check=True, cwd=REPO).stdout.strip()
     assert out == ("refused: this platform has neither fcntl nor msvcrt, so run directories cannot be locked; "
                    "run compressor on Linux, macOS or Windows")
