@@ -2,11 +2,15 @@
 
 ``student.json`` holds what eval, export and bench need to rebuild and feed the model:
 ``{"format": "compressor-encoder/1", "arch": "resnet18", "image_size": 64, "mean": [...],
-"std": [...], "embed_dim": 512, ...extra}``. The weights are the backbone's state dict.
+"std": [...], "embed_dim": 512, ...extra}``. The weights are the backbone's state dict; the
+``.safetensors`` header repeats the description (``safe_open(f).metadata()``: arch, embed_dim, image_size,
+mean, std, stem, as strings, the lists as JSON) so that the weights file copied alone still says how to
+rebuild and feed the model.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -32,12 +36,26 @@ def save_encoder(encoder: Encoder, run_dir: str | Path, name: str = "student", *
     if bad:  # a NaN student scores 10% in eval and exports "fine": never write one
         raise CompressorError(f"refusing to write {weights}: {bad[0]} holds NaN or infinite values; the run "
                               "diverged (lower the learning rate and train again)")
-    atomic_write(weights, lambda p: save_file(state, str(p)))
     meta = {"format": FORMAT, "arch": encoder.arch, **encoder.spec.to_dict(), "embed_dim": encoder.embed_dim,
             "stem": getattr(encoder, "stem", "imagenet")}
+    header = weights_header(meta)
+    atomic_write(weights, lambda p: save_file(state, str(p), metadata=header))
     meta.update(extra)
     run.write_meta(meta, name)
     return weights
+
+
+def weights_header(meta: dict) -> dict[str, str]:
+    """The ``__metadata__`` of ``<name>.safetensors``: safetensors keeps only strings, so lists go as JSON.
+
+    ``format`` is ``pt``, the value Hugging Face loaders check; the description's own format tag goes
+    under ``compressor_format``.
+    """
+    header = {"format": "pt", "compressor_format": str(meta["format"])}
+    for key in ("arch", "embed_dim", "image_size", "mean", "std", "stem"):
+        value = meta[key]
+        header[key] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+    return header
 
 
 def read_encoder_meta(run_dir: str | Path, name: str = "student") -> dict:
