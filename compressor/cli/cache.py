@@ -23,7 +23,7 @@ def build(
     seed: Annotated[int, typer.Option(help="The same --seed as the training run (picks the --max-images subset).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per teacher forward pass.")] = 256,
     workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow TorchScript teacher files.")
                                 ] = False,
 ) -> None:

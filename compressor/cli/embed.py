@@ -16,7 +16,7 @@ def embed_cmd(
     out: Annotated[Path, typer.Option(help="Output: .npy, .safetensors or .parquet; the file list goes to "
                                            "<out>.files.txt.")],
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda (PyTorch runs only).")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (PyTorch runs only).")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Embed every image under DATA; unreadable images are skipped and named."""

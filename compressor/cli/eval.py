@@ -21,7 +21,7 @@ def eval_cmd(
     linear: Annotated[bool, typer.Option(help="Also fit a linear probe.")] = True,
     max_train: Annotated[int | None, typer.Option(help="Use at most N training images as the kNN bank.")] = None,
     max_val: Annotated[int | None, typer.Option(help="Use at most N validation images as queries.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
 ) -> None:
     """Weighted kNN (cosine, k=20, T=0.07) and linear probe: train split = bank, val/test split = queries."""

@@ -52,7 +52,7 @@ class TrainConfig:
     stem: str = option("auto", "CNN stem: auto (the authors' 3x3 stride-1 stem without max-pool below 96 px), "
                                "imagenet or small (compressor/models/stems.py).")
     peer_image_size: int | None = option(None, "Peer input size (default: --image-size).")
-    device: str = option("auto", "auto (CUDA when present), cpu or cuda.")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N or mps.")
     precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")
     out: str | None = option(None, "Run directory (default runs/<recipe>-<student>-<time>).")
     resume: bool = option(False, "Continue the run in --out from its last checkpoint.")

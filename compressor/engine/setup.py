@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,28 @@ log = logging.getLogger("compressor")
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` → a device present here, else one line naming the fix.
+
+    ``auto`` is CUDA when visible, else the CPU (MPS only when asked for: its kernels cover less of torch).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CompressorError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise CompressorError(f"unknown device {name!r}; use auto, cpu or cuda")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise CompressorError("--device mps was asked for but MPS (an Apple-silicon GPU with a torch built for "
+                                  "it) is not available here; use --device cpu")
+        return torch.device("mps")
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match is None:
+        raise CompressorError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    if not torch.cuda.is_available():
+        raise CompressorError(f"--device {name} was asked for but no CUDA device is visible; use --device cpu")
+    count = torch.cuda.device_count()
+    if match.group(1) is not None and int(match.group(1)) >= count:
+        raise CompressorError(f"--device {name}: this machine shows {count} CUDA device(s), cuda:0 to "
+                              f"cuda:{count - 1}; pick one of those (or set CUDA_VISIBLE_DEVICES)")
     return torch.device(name)
 
 
