@@ -7,6 +7,7 @@ it is kept; a file that fails its threshold is deleted and the error carries the
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 import time
@@ -210,10 +211,17 @@ def _quantize(encoder: Encoder, fp32: Path, dst: Path, opts: ExportOptions, data
 
 def _knn_report(encoder: Encoder, run_int8: Callable[[np.ndarray], np.ndarray], opts: ExportOptions,
                 check: img.ImageBatch, ref_q: np.ndarray, int8_q: np.ndarray, data: str, root: str | None) -> dict:
-    """kNN top-1 of fp32 vs int8 embeddings: bank = training images, queries = the held-out check images."""
+    """kNN top-1 of fp32 vs int8 embeddings: bank = training images, queries = the held-out check images.
+
+    The two are scored on the same queries, so their difference is a paired one: only the queries one
+    precision gets right and the other wrong (``knn_discordant``) move it. ``knn_delta_noise`` is the
+    half-width within which that difference stays ~95% of the time when int8 changes nothing (McNemar's
+    normal approximation, ``2·sqrt(b + c) / n``): a delta inside it is noise of the small check, not a
+    gain or a loss of quantisation.
+    """
     import torch
 
-    from compressor.eval.knn import knn_top1
+    from compressor.eval.knn import knn_predict
     from compressor.export.parity import torch_embeddings
 
     if check.labels is None:
@@ -224,10 +232,15 @@ def _knn_report(encoder: Encoder, run_int8: Callable[[np.ndarray], np.ndarray], 
     bank_fp32 = torch_embeddings(encoder, bank.images)
     bank_int8 = run_int8(_graph_inputs(encoder, bank.images, opts.bake_preprocess))
     yb, yq = torch.from_numpy(bank.labels), torch.from_numpy(check.labels)
-    top1 = {p: knn_top1(torch.from_numpy(b), yb, torch.from_numpy(q), yq)
-            for p, b, q in (("fp32", bank_fp32, ref_q), ("int8", bank_int8, int8_q))}
-    return {"knn_top1_fp32": top1["fp32"], "knn_top1_int8": top1["int8"], "knn_bank": len(bank),
-            "knn_queries": len(check), "knn": "weighted cosine kNN, k=20, T=0.07", "knn_bank_sample": bank.sample}
+    classes = int(max(yb.max(), yq.max())) + 1
+    right = {p: knn_predict(torch.from_numpy(b), yb, torch.from_numpy(q), num_classes=classes) == yq
+             for p, b, q in (("fp32", bank_fp32, ref_q), ("int8", bank_int8, int8_q))}
+    n = len(yq)
+    fp32_only, int8_only = int((right["fp32"] & ~right["int8"]).sum()), int((right["int8"] & ~right["fp32"]).sum())
+    return {"knn_top1_fp32": float(right["fp32"].float().mean()), "knn_top1_int8": float(right["int8"].float().mean()),
+            "knn_discordant": {"fp32_only": fp32_only, "int8_only": int8_only},
+            "knn_delta_noise": 2 * math.sqrt(fp32_only + int8_only) / n, "knn_bank": len(bank),
+            "knn_queries": n, "knn": "weighted cosine kNN, k=20, T=0.07", "knn_bank_sample": bank.sample}
 
 
 def _export_trt(encoder: Encoder, work: Path, name: str, opts: ExportOptions, check: img.ImageBatch,

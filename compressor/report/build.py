@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from compressor.engine.preset import describe_preset
-from compressor.report.collect import ReportData, collect, headline
+from compressor.report.collect import DeployRow, ReportData, collect, headline
 from compressor.report.plots import latency_vs_accuracy, training_curves
 from compressor.rundir import REPORT_ASSETS, RunDir
 from compressor.utils.io import atomic_write, atomic_write_text
@@ -61,8 +61,20 @@ def deploy_table(data: ReportData) -> Table | None:
             "cosine vs fp32", "kNN delta"]
     body = [[r.model, r.backend, r.format, r.precision, str(r.batch), _num(r.size_mb, ".1f"), f"{r.p50_ms:.2f}",
              f"{r.p99_ms:.2f}", f"{r.img_s:.1f}", _num(r.cosine, ".5f"),
-             "-" if r.knn_delta is None else f"{100 * r.knn_delta:+.2f} pt"] for r in data.deploy]
+             _delta_cell(r)] for r in data.deploy]
     return head, body
+
+
+def _delta_cell(r: DeployRow) -> str:
+    """The export check's kNN delta, with its noise: ``-0.78 pt (± 1.25, within noise)``."""
+    if r.knn_delta is None:
+        return "-"
+    cell = f"{100 * r.knn_delta:+.2f} pt"
+    if r.knn_noise is not None and r.precision != "fp32":
+        cell += f" (± {100 * r.knn_noise:.2f}{', within noise' if r.within_noise else ''})"
+    elif r.within_noise:
+        cell += " (noise unknown: re-export to measure it; not plotted as a gain)"
+    return cell
 
 
 def environment_table(data: ReportData) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,10 @@ def test_int8_report_in_manifest(exported_run: Path) -> None:
     # synthetic data has labels: kNN top-1 of fp32 and int8 embeddings, bank = calibration-size train images
     assert 0.0 <= fid["knn_top1_int8"] <= 1.0 and 0.0 <= fid["knn_top1_fp32"] <= 1.0
     assert fid["knn_bank"] == 16 and fid["knn_queries"] == 16
+    # the delta is paired: only the queries one precision gets right and the other wrong move it
+    b, c = fid["knn_discordant"]["fp32_only"], fid["knn_discordant"]["int8_only"]
+    assert fid["knn_top1_int8"] - fid["knn_top1_fp32"] == pytest.approx((c - b) / 16)
+    assert fid["knn_delta_noise"] == pytest.approx(2 * math.sqrt(b + c) / 16)
     assert q["calib_method"] == "minmax" and q["calib_images"] == 16 and q["calib_data"] == "synthetic:train"
     fp32 = entry["size_bytes"] / (exported_run / "export" / "model.onnx").stat().st_size
     assert fp32 < 0.3  # int8 weights: about a quarter of the fp32 file

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,8 +49,27 @@ def test_headline_matches_the_stage_files(run: Path, cli) -> None:
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     fid = manifest["exports"]["model.int8.onnx"]["fidelity"]
     delta = 100 * (fid["knn_top1_int8"] - fid["knn_top1_fp32"])
+    noise = 100 * fid["knn_delta_noise"]
+    within = abs(delta) <= noise
     row = re.search(r"^\| student \| ort-cpu \| onnx-int8 \| int8 \| 1 \|.*$", md, re.MULTILINE)
-    assert row and row.group(0).endswith(f"| {delta:+.2f} pt |"), md
+    cell = f"| {delta:+.2f} pt (± {noise:.2f}{', within noise' if within else ''}) |"
+    assert row and row.group(0).endswith(cell), md
+
+
+def test_int8_delta_within_the_checks_noise_is_not_plotted_as_a_gain(run: Path) -> None:
+    """The plot's accuracy axis: the fp32 model's kNN where the export check cannot tell int8 from it."""
+    from compressor.report.collect import collect
+
+    data = collect(run)
+    int8 = next(r for r in data.deploy if r.model == "student" and r.precision == "int8")
+    assert int8.knn_delta is not None and int8.knn_noise is not None and data.student_knn is not None
+    expected = data.student_knn + (0.0 if abs(int8.knn_delta) <= int8.knn_noise else int8.knn_delta)
+    assert int8.knn == pytest.approx(expected)
+    # the rule itself, on rows the small check cannot separate from fp32 (+2 of 128 queries) and can (−20)
+    noisy = replace(int8, knn_delta=2 / 128, knn_noise=2 * math.sqrt(2) / 128)
+    real = replace(int8, knn_delta=-20 / 128, knn_noise=2 * math.sqrt(20) / 128)
+    unrecorded = replace(int8, knn_delta=2 / 128, knn_noise=None)
+    assert noisy.within_noise and not real.within_noise and unrecorded.within_noise
 
 
 def test_training_curves_include_knn_from_eval_every(run: Path) -> None:
