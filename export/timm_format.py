@@ -130,6 +130,10 @@ def export_timm(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple
     """
     run_dir = Path(run_dir)
     meta = read_encoder_meta(run_dir)
+    if meta.get("stem") == "small":  # timm's loader builds its own stem (a ViT: its own 16 px patches)
+        raise CompressorError(f"{run_dir}'s student has the small-input stem (--stem small, or auto below 96 px), "
+                              "which timm's loader does not rebuild; export it with --format onnx, or distil "
+                              "with --stem imagenet for a timm folder")
     rd = RunDir(run_dir)
     cfg = rd.read_config() if rd.config_path.is_file() else {}
     base = Path(out_dir) if out_dir else run_dir / "export"

@@ -65,3 +65,16 @@ def test_timm_preprocessing_is_the_training_one(tmp_path: Path) -> None:
     ours = eval_transform(load_encoder(run).spec)(img)
     theirs = timm.data.create_transform(**data_cfg)(img)
     torch.testing.assert_close(theirs, ours, atol=1e-6, rtol=0)
+
+
+def test_small_stem_student_is_refused_naming_onnx(cli, tmp_path: Path) -> None:
+    """timm's loader would build its own stem: the rebuild check failed with 'please report this' before."""
+    run = tmp_path / "run"
+    save_encoder(_randomize(build_student("resnet10t", 32, stem="small")), run, recipe="mvmr", steps=7, teachers=[])
+    (run / "config.yaml").write_text("data: synthetic\nrecipe: mvmr\n")
+    code, _, err = cli("export", run, "--format", "timm")
+    assert code != 0 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"error: {run}'s student has the small-input stem (--stem small, or auto below 96 px), which timm's loader "
+        "does not rebuild; export it with --format onnx, or distil with --stem imagenet for a timm folder"]
+    assert not (run / "export" / "timm" / "model.safetensors").exists()
