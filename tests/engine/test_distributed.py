@@ -154,3 +154,29 @@ def test_killed_two_process_run_resumes_to_the_same_weights(runs, tmp_path: Path
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert _max_diff(ref, killed) <= 1e-6
+
+
+def test_sigterm_stops_every_rank_with_a_checkpoint_and_resumes_to_the_same_weights(runs, tmp_path: Path) -> None:
+    """SLURM's scancel: SIGTERM to the launcher and both workers; the ranks agree on a step, checkpoint, stop."""
+    ref, _ = runs("simclr", 2)
+    stopped = tmp_path / "stopped"
+    # one checkpoint every 100 steps: any checkpoint before the end is the one SIGTERM wrote
+    args = _args("simclr", stopped, "--checkpoint-every", "100", "--log-every", "1")
+    proc = subprocess.Popen(_cmd(2, args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    t0 = time.time()
+    metrics = stopped / "metrics.jsonl"
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() - t0 < 300
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode != 0, err[-3000:]
+    assert "interrupted (SIGTERM): checkpoint saved at step" in err and "--resume" in err, err[-3000:]
+    saved = sorted((stopped / "checkpoints").glob("step_*.pt"))
+    assert saved and int(saved[-1].stem.split("_")[1]) < 6, saved
+    assert not (stopped / "student.safetensors").exists()
+    res = subprocess.run(_cmd(2, [*args, "--resume"]), env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _max_diff(ref, stopped) <= 1e-6
