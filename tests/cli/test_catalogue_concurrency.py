@@ -101,6 +101,17 @@ def test_bench_while_export_writes(cli, finished_run: Path, holder) -> None:
                          "when it has finished")
 
 
+def test_embed_while_export_writes(cli, finished_run: Path, holder, tmp_path: Path) -> None:
+    assert cli("export", finished_run, "--format", "onnx", "--check-size", "8")[0] == 0
+    images = tmp_path / "imgs"
+    images.mkdir()
+    p = holder(finished_run / "export", "export")
+    one_line_error(cli, "embed", finished_run / "export" / "model.onnx", images, "--out", tmp_path / "e.npy",
+                   match=rf"export is in use by `compress export` \(pid {p.pid}\); run `compress embed` again "
+                         "when it has finished")
+    assert not (tmp_path / "e.npy").exists()
+
+
 def test_export_while_bench_reads(cli, finished_run: Path, holder) -> None:
     holder(finished_run / "export", "bench", "shared")
     p = holder(finished_run / "export", "bench", "shared")  # readers share: a second one gets in too
