@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from compressor.errors import CompressorError
+from compressor.utils.extras import install_hint
 
 log = logging.getLogger("compressor")
 
-INSTALL_HINT = "OpenVINO is not installed: pip install 'compressor[openvino]' (openvino and nncf)"
+INSTALL_HINT = f"OpenVINO is not installed: {install_hint('openvino')} (openvino and nncf)"
 RT_KEY = "compressor_metadata"
 _PRECISIONS = {"bf16": "bf16", "f32": "fp32", "f16": "fp16"}
 

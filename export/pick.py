@@ -21,6 +21,7 @@ from pathlib import Path
 from compressor.errors import CompressorError
 from compressor.export.zoo import EDGE_STUDENTS
 from compressor.rundir import RunDir
+from compressor.utils.extras import require
 from compressor.utils.io import atomic_write_text
 
 log = logging.getLogger("compressor")
@@ -112,13 +113,8 @@ class PickReport:
         return t
 
     def plot(self, path: Path) -> None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as err:
-            raise CompressorError("--plot needs matplotlib: pip install matplotlib") from err
+        require("matplotlib", "--plot").use("Agg")
+        import matplotlib.pyplot as plt
         pts = [c for c in self.candidates if c.p50_ms is not None]
         with_data = any(c.knn_top1 is not None for c in pts)
         fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from compressor.errors import CompressorError
+from compressor.utils.extras import require
 from compressor.utils.io import atomic_write_text
 
 SCHEMA_KEYS = ("backend", "format", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
@@ -84,14 +84,8 @@ class BenchReport:
 
     def plot(self, path: str | Path) -> None:
         """p50 latency vs batch size, one line per (backend, format)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as err:
-            raise CompressorError("--plot needs matplotlib: pip install matplotlib "
-                                  "(or pip install 'compressor[dev]')") from err
+        require("matplotlib", "--plot").use("Agg")
+        import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6, 4))
         series: dict[str, list[tuple[int, float]]] = {}
         for r in self.results:

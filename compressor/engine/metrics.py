@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from compressor.rundir import RunDir
+from compressor.utils.extras import available, missing_message
+
+log = logging.getLogger("compressor")
 
 
 class MetricsLog:
@@ -20,13 +24,13 @@ class MetricsLog:
         elif not resume_step:
             self.path.write_text("")
         self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        if tensorboard and not available("tensorboard"):  # an extra: metrics.jsonl holds every value anyway
+            log.info("no TensorBoard files: %s; metrics.jsonl has every value",
+                     missing_message("tensorboard", "TensorBoard logging"))
+        elif tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(RunDir(run_dir).tensorboard_dir), purge_step=resume_step or None)
-            except ImportError:  # tensorboard is a dependency; stay usable if it was removed
-                self.writer = None
+            self.writer = SummaryWriter(str(RunDir(run_dir).tensorboard_dir), purge_step=resume_step or None)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         with self.path.open("a") as fh:

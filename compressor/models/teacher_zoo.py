@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from compressor.models.checkpoints import Layout
 from compressor.models.encoder import IMAGENET_MEAN, IMAGENET_STD
-from compressor.models.teachers import TEACHERS, TeacherSpec, build_timm, open_clip_spec
+from compressor.models.teachers import TEACHERS, TeacherSpec, build_timm, open_clip_tower
 
 _DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{s}14/dinov2_vit{s}14{reg}_pretrain.pth"
 _DINOV3_FORM = "https://ai.meta.com/resources/models-and-libraries/dinov3-downloads/"
@@ -54,8 +54,9 @@ def dinov3_spec(size: str) -> TeacherSpec:
 def _register() -> None:
     specs = [dinov2_spec(s, reg) for s in "sbl" for reg in (False, True)]
     specs += [dinov3_spec(s) for s in "sb"]
-    specs.append(open_clip_spec("ViT-B-16-SigLIP2", "webli", name="siglip2-vit-b16",
-                                description="SigLIP 2 ViT-B/16 (WebLI), attention-pooled, normalised"))
+    specs.append(open_clip_tower("siglip2-vit-b16", "SigLIP 2 ViT-B/16 (WebLI), attention-pooled, normalised",
+                                 "ViT-B-16-SigLIP2", 768, hub="timm/ViT-B-16-SigLIP2", quick_gelu=False,
+                                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
     for spec in specs:
         TEACHERS.add(spec.name, spec)
 

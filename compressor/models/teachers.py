@@ -16,11 +16,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-import open_clip
 import timm
 import torch
 import torch.nn.functional as F
-from open_clip.model import _build_vision_tower, resize_pos_embed
 from timm.layers import resample_abs_pos_embed
 from timm.models import get_pretrained_cfg
 from torch import Tensor, nn
@@ -33,6 +31,7 @@ from compressor.models.saved import load_encoder
 from compressor.models.students import create_timm_backbone
 from compressor.registry import Registry, unknown_name_message
 from compressor.rundir import RunDir
+from compressor.utils.extras import require
 
 log = logging.getLogger("compressor")
 Floats3 = tuple[float, float, float]
@@ -49,7 +48,11 @@ def adapt_timm(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
     return filter_fn(state, model) if filter_fn is not None else state
 
 
+OPEN_CLIP_USE = "the CLIP and SigLIP teachers (open_clip image towers)"
+
+
 def _open_clip_config(arch: str) -> dict[str, Any]:
+    open_clip = require("open_clip", OPEN_CLIP_USE)
     cfg = open_clip.get_model_config(arch)
     if cfg is None:
         raise CompressorError(unknown_name_message("open_clip architecture", arch, open_clip.list_models()))
@@ -59,6 +62,8 @@ def _open_clip_config(arch: str) -> dict[str, Any]:
 def build_open_clip(spec: TeacherSpec, image_size: int) -> nn.Module:
     """The image tower alone (``model.visual``) of an open_clip architecture; no text tower is built."""
     cfg = _open_clip_config(spec.arch)
+    from open_clip.model import _build_vision_tower
+
     vision_cfg = {**cfg["vision_cfg"], "image_size": image_size}
     quick_gelu = bool(spec.arch_kwargs.get("quick_gelu", cfg.get("quick_gelu", False)))
     tower = _build_vision_tower(cfg["embed_dim"], vision_cfg, quick_gelu=quick_gelu)
@@ -79,6 +84,9 @@ def adapt_open_clip(state: dict[str, Tensor], visual: nn.Module) -> dict[str, Te
         return {**state, "trunk.pos_embed": pos}
     if "positional_embedding" not in state:
         return state
+    require("open_clip", OPEN_CLIP_USE)
+    from open_clip.model import resize_pos_embed
+
     wrapped = {"visual.positional_embedding": state["positional_embedding"]}
     resize_pos_embed(wrapped, SimpleNamespace(visual=visual))
     return {**state, "positional_embedding": wrapped["visual.positional_embedding"]}
@@ -152,6 +160,7 @@ def open_clip_spec(
 ) -> TeacherSpec:
     """Spec of ``open_clip:<arch>:<tag>``; the tag decides QuickGELU (OpenAI weights) and mean/std."""
     cfg = _open_clip_config(arch)
+    open_clip = require("open_clip", OPEN_CLIP_USE)
     pre = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
     if tag and not pre:
         tags = open_clip.list_pretrained_tags_by_model(arch)
@@ -170,6 +179,19 @@ def open_clip_spec(
         builder=build_open_clip, sources=sources, arch=arch,
         arch_kwargs={"quick_gelu": bool(pre.get("quick_gelu", cfg.get("quick_gelu", False)))},
         layout=CLIP_LAYOUT, adapt=adapt_open_clip, normalize=True)
+
+
+def open_clip_tower(name: str, description: str, arch: str, embed_dim: int, *, hub: str, quick_gelu: bool,
+                    url: str = "", mean: Floats3 = CLIP_MEAN, std: Floats3 = CLIP_STD) -> TeacherSpec:
+    """A named open_clip teacher written out as data, so that listing or resolving the zoo needs no open_clip
+    (the ``clip`` extra); building it does. The values are open_clip's own table: ``open_clip_spec(arch, tag)``
+    reads them from open_clip and a test checks each named entry against it."""
+    files = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+    sources = tuple(f"{_hub.HF_PREFIX}{hub}/{f}" for f in files) + ((url,) if url else ())
+    return TeacherSpec(name=name, description=description, embed_dim=embed_dim, image_size=224, mean=mean,
+                       std=std, builder=build_open_clip, sources=sources, arch=arch,
+                       arch_kwargs={"quick_gelu": quick_gelu}, layout=CLIP_LAYOUT, adapt=adapt_open_clip,
+                       normalize=True)
 
 
 def timm_spec(model_name: str) -> TeacherSpec:
@@ -194,10 +216,14 @@ def timm_spec(model_name: str) -> TeacherSpec:
 
 
 for _spec in (
-    open_clip_spec("ViT-B-16", "openai", name="clip-vit-b16",
-                   description="CLIP ViT-B/16 (OpenAI, QuickGELU), normalised image projection"),
-    open_clip_spec("ViT-L-14", "openai", name="clip-vit-l14",
-                   description="CLIP ViT-L/14 (OpenAI, QuickGELU), normalised image projection"),
+    open_clip_tower("clip-vit-b16", "CLIP ViT-B/16 (OpenAI, QuickGELU), normalised image projection", "ViT-B-16",
+                    512, hub="timm/vit_base_patch16_clip_224.openai", quick_gelu=True,
+                    url="https://openaipublic.azureedge.net/clip/models/5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9"
+                        "e85e4ecb61988df416f/ViT-B-16.pt"),
+    open_clip_tower("clip-vit-l14", "CLIP ViT-L/14 (OpenAI, QuickGELU), normalised image projection", "ViT-L-14",
+                    768, hub="timm/vit_large_patch14_clip_224.openai", quick_gelu=True,
+                    url="https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6"
+                        "f7c2e0eca1737a03836/ViT-L-14.pt"),
     TeacherSpec("mae-vit-b16", "MAE ViT-B/16 encoder, mean of patch tokens", 768, 224, IMAGENET_MEAN,
                 IMAGENET_STD, build_timm,
                 ("hf-hub:timm/vit_base_patch16_224.mae/model.safetensors",

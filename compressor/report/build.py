@@ -15,8 +15,9 @@ import yaml
 
 from compressor.engine.preset import describe_preset
 from compressor.report.collect import DeployRow, ReportData, collect, headline
-from compressor.report.plots import latency_vs_accuracy, training_curves
+from compressor.report.plots import PLOTS_USE, latency_vs_accuracy, training_curves
 from compressor.rundir import REPORT_ASSETS, RunDir
+from compressor.utils.extras import available, missing_message
 from compressor.utils.io import atomic_write, atomic_write_text
 
 Table = tuple[list[str], list[list[str]]]
@@ -122,8 +123,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
     """Write ``report.md`` (with ``report/*.png``) and ``report.html`` for ``run_dir``; returns both paths."""
     data = collect(run_dir)
     out = Path(out_dir) if out_dir else data.run_dir
-    plots = {"training curves": ("training_curves.png", training_curves(data.metrics)),
-             "latency vs accuracy": ("latency_vs_accuracy.png", latency_vs_accuracy(data.deploy))}
+    plots: dict[str, tuple[str, bytes | None]] = {}
+    if available("matplotlib"):
+        plots = {"training curves": ("training_curves.png", training_curves(data.metrics)),
+                 "latency vs accuracy": ("latency_vs_accuracy.png", latency_vs_accuracy(data.deploy))}
+    else:  # the tables carry every figure; the plots are an extra
+        data.notes.append(f"no plots: {missing_message('matplotlib', PLOTS_USE)}")
     plots_ok: dict[str, tuple[str, bytes]] = {k: (n, b) for k, (n, b) in plots.items() if b is not None}
     for name, png in plots_ok.values():
         def write(p: Path, b: bytes = png) -> None:

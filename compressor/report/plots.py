@@ -10,13 +10,16 @@ import io
 from typing import Any
 
 from compressor.report.collect import DeployRow
+from compressor.utils.extras import require
 
 _SKIP = {"step", "lr", "ips", "epoch"}
 
 
-def _figure(nrows: int, ncols: int = 1, height: float = 3.0):
-    import matplotlib
+PLOTS_USE = "the report's plots"
 
+
+def _figure(nrows: int, ncols: int = 1, height: float = 3.0):
+    matplotlib = require("matplotlib", PLOTS_USE)
     matplotlib.use("Agg", force=True)  # no display here or on a server
     import matplotlib.pyplot as plt
 

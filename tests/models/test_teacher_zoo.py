@@ -172,3 +172,14 @@ def test_cannot_fetch_names_repository_and_file(local_hub: str) -> None:
     assert f"{local_hub}/timm/vit_small_patch14_dinov2.lvd142m/resolve/main/model.safetensors" in msg
     assert "--teacher-weights PATH" in msg and "\n" not in msg
     assert any("vit_small_patch14_dinov2" in p for p in _Hub.seen)
+
+
+@pytest.mark.parametrize(("name", "arch", "tag"), [("clip-vit-b16", "ViT-B-16", "openai"),
+                                                   ("clip-vit-l14", "ViT-L-14", "openai"),
+                                                   ("siglip2-vit-b16", "ViT-B-16-SigLIP2", "webli")])
+def test_named_open_clip_teachers_match_open_clips_own_table(name: str, arch: str, tag: str) -> None:
+    # the zoo writes these out as data (listing them needs no open_clip); open_clip's table is the reference
+    from compressor.models.teachers import open_clip_spec
+
+    zoo = TEACHERS.get(name)
+    assert zoo == open_clip_spec(arch, tag, name=name, description=zoo.description)
