@@ -34,9 +34,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--recipes", nargs="+", default=None, choices=PEER_RECIPES,
                    help="default: css and dogo on a CPU (mokd's set-up costs hours per run there: "
                         "docs/benchmarks.md), all three with --gpu or --quick")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train the recipes in N processes at once, one thread each (2 on a 2-core machine)")
     p.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the figures")
     p.add_argument("--gpu", action="store_true", help="the GPU set-ups (GPU_SETUPS): the papers' sizes")
     p.add_argument("--device", default="auto")
@@ -134,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None)
     p.add_argument("--eval-bank", type=int, default=10_000)
     p.add_argument("--eval-queries", type=int, default=10_000, help="test images scored (kNN, linear, top-1)")
+    p.add_argument("--images", type=int, default=None, help="train on N images instead of the set-up's (both arms)")
+    p.add_argument("--epochs", type=int, default=None, help="train N epochs instead of the set-up's (both arms)")
     p.add_argument("--set", dest="sets", nargs="*", default=[], metavar="RECIPE.KEY=VALUE",
                    help="override a recipe's config in both arms (e.g. dogo.w_1=10); one --out per setting")
     args = p.parse_args(argv)
@@ -148,6 +154,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def setup_for(args: argparse.Namespace, recipe: str) -> Setup:
     s = (GPU_SETUPS if args.gpu else SETUPS)[recipe]
     s = replace(s, recipe_config={**s.recipe_config, **args.overrides.get(recipe, {})})
+    if args.images is not None:
+        s = replace(s, images=args.images)
+    if args.epochs is not None:
+        s = replace(s, epochs=args.epochs)
     if args.quick:  # small images and short runs: the script's path, not its figures
         s = replace(s, images=128, epochs=1, batch_size=32)
     return s
@@ -244,12 +254,23 @@ def fmt(values: list[float]) -> str:
     return f"{m:.2f} ± {s:.2f}" if len(values) > 1 else f"{m:.2f}"
 
 
-def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer, teacher: str | None) -> dict[str, Any]:
+def peer_start(args: argparse.Namespace, s: Setup) -> str:
+    """The checkpoint a peer starts from (dogo): ``--dogo-peer``, or the peer architecture trained with labels on
+    the same images for the same epochs (the quality benchmark's teacher recipe), clearly stronger than either
+    network alone."""
+    return args.dogo_peer or str(train_run(
+        args, "dogo-peer-start", student=s.peer, recipe="supervised", image_size=s.image_size, stem=s.stem,
+        max_images=s.images, epochs=s.epochs, batch_size=s.batch_size, seed=0,
+        recipe_config={"lr": 4e-3, "crop_scale_min": 0.8, "label_smoothing": 0.0}))
+
+
+def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = None) -> dict[str, Any]:
     """Train and score one recipe's rows over the seeds; returns its rows, gains and wall time."""
     started = time.perf_counter()
+    score = score or Scorer(args)
     s = setup_for(args, recipe)
     cls = get_recipe(recipe)
-    peer_weights = teacher if s.peer_from_teacher else None
+    peer_weights = peer_start(args, s) if s.peer_from_teacher else None
     rows: list[Row] = []
     extra: dict[str, Any] = {}
     if recipe == "css":
@@ -340,32 +361,34 @@ def render(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def write_tables(results: dict[str, dict[str, Any]], args: argparse.Namespace, started: float) -> None:
+    out = Path(args.out)
+    text = render(results, args) + f"\nWall time {(time.perf_counter() - started) / 60:.1f} min " \
+                                   f"(`python benchmarks/peers.py {' '.join(sys.argv[1:])}`).\n"
+    (out / "peers.md").write_text(text)
+    (out / "peers.json").write_text(json.dumps(
+        {r: {**res["judged"], "minutes": res["minutes"], "networks": res["gains"],
+             **({"target_entropy": res["target_entropy"]} if "target_entropy" in res else {})}
+         for r, res in results.items()}, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    score = Scorer(args)
-    teacher: str | None = None
-    dogo = setup_for(args, "dogo")
-    if "dogo" in args.recipes and dogo.peer_from_teacher:
-        # the peer's starting point: the peer architecture trained with labels on the same images for the same
-        # epochs (the quality benchmark's teacher recipe), clearly stronger than either network alone
-        teacher = args.dogo_peer or str(train_run(
-            args, "dogo-peer-start", student=dogo.peer, recipe="supervised", image_size=dogo.image_size,
-            stem=dogo.stem, max_images=dogo.images, epochs=dogo.epochs, batch_size=dogo.batch_size, seed=0,
-            recipe_config={"lr": 4e-3, "crop_scale_min": 0.8, "label_smoothing": 0.0}))
     results: dict[str, dict[str, Any]] = {}
-    for recipe in args.recipes:
-        results[recipe] = run_recipe(args, recipe, score, teacher)
-        text = render(results, args) + f"\nWall time {(time.perf_counter() - started) / 60:.1f} min " \
-                                       f"(`python benchmarks/peers.py {' '.join(sys.argv[1:])}`).\n"
-        (out / "peers.md").write_text(text)
-        (out / "peers.json").write_text(json.dumps(
-            {r: {**res["judged"], "minutes": res["minutes"], "networks": res["gains"],
-                 **({"target_entropy": res["target_entropy"]} if "target_entropy" in res else {})}
-             for r, res in results.items()}, indent=2) + "\n")
-    print((out / "peers.md").read_text())
+    if args.jobs > 1:  # one process per recipe, one thread each (on two cores: css and dogo side by side)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            futures = {r: pool.submit(run_recipe, args, r) for r in args.recipes}
+            results = {r: f.result() for r, f in futures.items()}
+    else:
+        score = Scorer(args)
+        for recipe in args.recipes:
+            results[recipe] = run_recipe(args, recipe, score)
+            write_tables(results, args, started)  # the table so far, after each recipe
+    write_tables(results, args, started)
+    print((Path(args.out) / "peers.md").read_text())
     return 0
 
 

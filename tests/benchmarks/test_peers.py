@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @requires_fmnist
 def test_quick_run_scores_every_peer_recipe_against_its_control(tmp_path: Path) -> None:
+    # --jobs 2: the recipes train in two processes at once (the path the full table takes on two cores)
     out = tmp_path / "p"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--out", str(out), "--quick",
-                           "--seeds", "7"], capture_output=True, text=True, timeout=900)
+                           "--seeds", "7", "--jobs", "2"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((out / "peers.json").read_text())
     assert set(res) == {"css", "dogo", "mokd"}
