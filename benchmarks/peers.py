@@ -154,10 +154,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def setup_for(args: argparse.Namespace, recipe: str) -> Setup:
     s = (GPU_SETUPS if args.gpu else SETUPS)[recipe]
     s = replace(s, recipe_config={**s.recipe_config, **args.overrides.get(recipe, {})})
-    if args.images is not None:
-        s = replace(s, images=args.images)
-    if args.epochs is not None:
-        s = replace(s, epochs=args.epochs)
+    if args.images is not None or args.epochs is not None:  # the table says which budget was the set-up's
+        s = replace(s, images=args.images or s.images, epochs=args.epochs or s.epochs,
+                    why=f"{s.why} [budget from --images/--epochs; the set-up's is {s.images} × {s.epochs}]")
     if args.quick:  # small images and short runs: the script's path, not its figures
         s = replace(s, images=128, epochs=1, batch_size=32)
     return s

@@ -23,8 +23,10 @@ Choices where METHODS.md leaves room:
 * Branch 0 *is* the encoder's own ``layer{split_at}..`` (so the saved ``student``/``peer`` is the
   plain timm model: trunk + first branch, pooled, without a mask); branches 1.. are the same
   stages of a freshly initialised copy of the architecture.
-* α_1, α_2 are detached ratios of the batch CEs (weights, not paths for gradient), and ``p_b`` in
-  ``L_a`` (``p_a`` in ``L_b``) is a detached target, as in mutual learning.
+* Gradients (``detach``, METHODS.md is silent): by default as the authors' ``train.py`` does it, which
+  detaches nothing: both KL terms move both networks (``F.kl_div(log p_a, p_b)`` with ``p_b`` live) and
+  α_1 = CE_a / CE_b is a live ratio, all in one backward of ``L_a + L_b``. ``detach=True`` is the mutual-
+  learning convention instead: ``p_b`` in ``L_a`` (``p_a`` in ``L_b``) a fixed target and α a fixed weight.
 * Feature maps smaller than 4 px get no mask (H // 4 = 0). Both networks see the same augmented
   image (crop scale 0.5–1 + flip: the stand-in for CIFAR's pad-4 crop), each at its own size and
   normalisation. The step schedule (×0.1 at 150/225 of 300 epochs) is the engine's cosine here;
@@ -69,6 +71,7 @@ class CSSConfig(RecipeConfig):
     split_at: int = 3  # the first ResNet stage (layer1..layer4) copied into each branch
     crop_scale_min: float = 0.5
     kl_weight: float = 1.0  # scales both KL terms; 0 = each network alone on css's branches (an ablation)
+    detach: bool = False  # False: the authors' train.py (targets and α live); True: mutual learning's fixed targets
 
 
 def _full(x: torch.Tensor) -> torch.Tensor:
@@ -98,12 +101,14 @@ def ensemble_logits(branch_logits: list[torch.Tensor]) -> torch.Tensor:
 
 
 def css_loss(logits_a: list[torch.Tensor], logits_b: list[torch.Tensor], labels: torch.Tensor,
-             temperature: float, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+             temperature: float, kl_weight: float = 1.0, detach: bool = False) -> dict[str, torch.Tensor]:
     """``L_a``, ``L_b``, their CE and KL parts, α_1, α_2 and ``loss = L_a + L_b``.
 
     ``kl_weight`` multiplies both KL terms (1 = the paper; 0 isolates the peer: each network learns
-    css's branches and joint labels alone).
+    css's branches and joint labels alone). ``detach``: the KL's target side and α carry no gradient
+    (mutual learning); without it, as in the authors' code, every term reaches both networks.
     """
+    fixed: Callable[[torch.Tensor], torch.Tensor] = torch.Tensor.detach if detach else (lambda z: z)
     n, t = len(logits_a), temperature
     targets = joint_labels(labels, n)
 
@@ -115,12 +120,12 @@ def css_loss(logits_a: list[torch.Tensor], logits_b: list[torch.Tensor], labels:
         terms = []
         for s, q in zip(student, teacher, strict=True):
             log_p_s = F.log_softmax(_full(s) / t, dim=1)
-            log_p_q = F.log_softmax(_full(q.detach()) / t, dim=1)
+            log_p_q = F.log_softmax(_full(fixed(q)) / t, dim=1)
             terms.append(F.kl_div(log_p_s, log_p_q, reduction="batchmean", log_target=True))
         return torch.stack(terms).mean()
 
     ce_a, ce_b = ce(logits_a), ce(logits_b)
-    alpha_1, alpha_2 = (ce_a / ce_b).detach(), (ce_b / ce_a).detach()
+    alpha_1, alpha_2 = fixed(ce_a / ce_b), fixed(ce_b / ce_a)
     kl_a, kl_b = kl(logits_a, logits_b), kl(logits_b, logits_a)
     out = {"ce_a": ce_a, "ce_b": ce_b, "kl_a": kl_a, "kl_b": kl_b, "alpha_1": alpha_1, "alpha_2": alpha_2,
            "loss_a": ce_a + kl_weight * alpha_1 * t * t * kl_a, "loss_b": ce_b + kl_weight * alpha_2 * t * t * kl_b}
@@ -199,7 +204,7 @@ class CSS(Recipe[CSSConfig]):
 
     def step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         za, zb = self.net_a(batch["x"]), self.net_b(batch["p"])
-        terms = css_loss(za, zb, batch["label"], self.cfg.temperature, self.cfg.kl_weight)
+        terms = css_loss(za, zb, batch["label"], self.cfg.temperature, self.cfg.kl_weight, self.cfg.detach)
         logs = {k: v.detach() for k, v in terms.items() if k != "loss"}
         for name, z in (("a", za), ("b", zb)):
             logs[f"train_acc_{name}"] = (ensemble_logits(z).argmax(1) == batch["label"]).float().mean()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from compressor.engine.recipe import DataInfo, make_config
 from compressor.errors import CompressorError
@@ -114,13 +115,45 @@ def test_each_branch_receives_the_trunk_features_with_its_corner_zeroed() -> Non
         assert x[:, :, outside].abs().sum() > 0  # the rest of the map is passed through
 
 
-def test_ratios_and_targets_carry_no_gradient() -> None:
+def test_with_detach_ratios_and_targets_carry_no_gradient() -> None:
     za = [torch.randn(4, 6, requires_grad=True) for _ in range(2)]
     zb = [torch.randn(4, 6, requires_grad=True) for _ in range(2)]
-    out = css_loss(za, zb, torch.tensor([0, 1, 2, 0]), 3.0)
+    out = css_loss(za, zb, torch.tensor([0, 1, 2, 0]), 3.0, detach=True)
     assert not out["alpha_1"].requires_grad
     out["loss_a"].backward()
     assert all(z.grad is None for z in zb)  # L_a moves network a only
+
+
+def _authors_loss(out_t: torch.Tensor, out_s: torch.Tensor, targets: torch.Tensor, t: float) -> torch.Tensor:
+    """PumpkinsLemon/CSS ``train.py``'s loss, transcribed line by line: outputs (B, C·N, N), nothing detached."""
+    n = out_t.shape[-1]
+    ce_t = sum(F.cross_entropy(out_t[:, :, i], targets * n + i) / n for i in range(n))
+    ce_s = sum(F.cross_entropy(out_s[:, :, i], targets * n + i) / n for i in range(n))
+    t2s = sum(F.kl_div(F.log_softmax(out_t[:, :, i] / t, 1), F.softmax(out_s[:, :, i] / t, 1),
+                       reduction="batchmean") / n for i in range(n))
+    s2t = sum(F.kl_div(F.log_softmax(out_s[:, :, i] / t, 1), F.softmax(out_t[:, :, i] / t, 1),
+                       reduction="batchmean") / n for i in range(n))
+    loss_t = ce_t + (ce_t / ce_s) * t2s * t**2
+    loss_s = ce_s + (ce_s / ce_t) * s2t * t**2
+    return loss_s + loss_t
+
+
+def test_default_gradients_are_the_authors_code() -> None:
+    """By default every term reaches both networks, as in the authors' train.py: same loss, same gradients."""
+    n, c, b = 3, 5, 6
+    g = torch.Generator().manual_seed(0)
+    za = [(torch.randn(b, c * n, generator=g, dtype=torch.float64) * 2).requires_grad_() for _ in range(n)]
+    zb = [(torch.randn(b, c * n, generator=g, dtype=torch.float64) * 2).requires_grad_() for _ in range(n)]
+    y = torch.randint(0, c, (b,), generator=g)
+    ours = css_loss(za, zb, y, 3.0)["loss"]
+    ga = torch.autograd.grad(ours, za + zb)
+    ref = _authors_loss(torch.stack(za, -1), torch.stack(zb, -1), y, 3.0)
+    gr = torch.autograd.grad(ref, za + zb)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-12)
+    for mine, theirs in zip(ga, gr, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+    detached = torch.autograd.grad(css_loss(za, zb, y, 3.0, detach=True)["loss"], za + zb)
+    assert max((d - m).abs().max().item() for d, m in zip(detached, ga, strict=True)) > 1e-4  # a real difference
 
 
 def _recipe(**over) -> CSS:
