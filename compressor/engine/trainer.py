@@ -81,7 +81,8 @@ class Trainer:
                                   "choose another --out")
         if cfg.resume and not cfg.out:
             raise CompressorError("--resume needs --out DIR, the run directory to continue")
-        self._stop_requested = False
+        self._stop_requested = False  # set by the signal handler, on this rank
+        self._stopped = False  # the loop stopped early on a request (under DDP: one all ranks agreed on)
         self.signals = StopSignals(self._request_stop)  # SIGINT and SIGTERM: checkpoint, then stop
 
     # -- set-up -------------------------------------------------------------------------------
@@ -192,11 +193,11 @@ class Trainer:
             if metrics is not None:
                 with contextlib.suppress(OSError):
                     metrics.close()
-            if self.dist.enabled and self._stop_requested:
+            if self.dist.enabled and self._stopped:
                 ddp.shutdown()
         if skipped:
             log.warning("%d unreadable images were skipped (named above)", len(skipped))
-        if self._stop_requested:
+        if self._stopped:
             raise CompressorError(f"interrupted ({self.signals.name}): checkpoint saved at step {step}; continue "
                                   f"with `compress distill --resume --out {self.run_dir}`",
                                   exit_code=self.signals.exit_code)
@@ -242,12 +243,13 @@ class Trainer:
                                               "check the files or point --data at another folder")
                 step += 1
                 logging_step = step % cfg.log_every == 0 or step == self.total_steps
+                agreed = False
                 if logging_step:  # the host syncs once per log_every steps: divergence, stop requests, logs
                     self._check_diverged()
-                    # Under DDP the ranks agree on a stop request here (a SIGINT may reach them at
-                    # different steps, and a rank that stopped alone would hang the others).
-                    self._stop_requested = ddp.any_rank(self._stop_requested, self.device) \
-                        if self.dist.enabled else self._stop_requested
+                    # Under DDP the ranks agree on a stop request here (a signal may reach them at different
+                    # steps, and a rank that stopped alone would hang the others). Only the agreed value
+                    # decides: a signal that lands during or after this collective waits for the next one.
+                    agreed = self.dist.enabled and ddp.any_rank(self._stop_requested, self.device)
                     ips = window_n / max(1e-9, time.perf_counter() - window_t)
                     window_t, window_n = time.perf_counter(), 0
                     values = ddp.mean_over_ranks(_floats(logs), self.device)
@@ -256,7 +258,7 @@ class Trainer:
                     if progress is not None and task is not None:
                         progress.update(task, loss=f"loss {values.get('loss', float('nan')):.4f}",
                                         ips=f"{ips:.0f} img/s")
-                stop = self._stop_requested and (logging_step or not self.dist.enabled)
+                stop = agreed if self.dist.enabled else self._stop_requested
                 if self.knn is not None and metrics is not None and (
                         step % cfg.eval_every == 0 or step == self.total_steps):
                     metrics.log(step, self.knn(recipe.student))  # eval mode inside, train mode after
@@ -267,7 +269,10 @@ class Trainer:
                     self._check_diverged()
                     self.ckpt.save(step)
                     trained_since_save = False
-                if step >= self.total_steps or stop:
+                if step >= self.total_steps:  # the last step: the run is finished, whatever came in
+                    break
+                if stop:
+                    self._stopped = True
                     break
         return step
 
