@@ -180,3 +180,40 @@ def test_sigterm_stops_every_rank_with_a_checkpoint_and_resumes_to_the_same_weig
     res = subprocess.run(_cmd(2, [*args, "--resume"]), env=_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert _max_diff(ref, stopped) <= 1e-6
+
+
+# A worker that runs the real `compress` and, on rank 0 only, sends itself SIGTERM inside the stop agreement's
+# all-reduce, after the ranks have exchanged their flags: the signal lands where no agreement can see it.
+_LATE_SIGNAL = """
+import inspect, os, signal, sys
+from compressor.engine import distributed
+real, sent = distributed.any_rank, []
+def any_rank(flag, device):
+    agreed = real(flag, device)
+    if os.environ["RANK"] == "0" and not sent and inspect.stack()[1].function == "_loop" and agreed is False:
+        sent.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler here, before this call returns
+    return agreed
+distributed.any_rank = any_rank
+from compressor.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_signal_landing_after_the_ranks_agreed_stops_both_at_the_next_agreement(runs, tmp_path: Path) -> None:
+    """Rank 0 is signalled inside the agreement, after the exchange: it must neither stop alone (the other rank
+    would run the next step's collectives against its checkpoint's: gloo's size mismatch) nor lose the request."""
+    ref, _ = runs("simclr", 2)
+    stopped = tmp_path / "stopped"
+    script = tmp_path / "late_signal.py"
+    script.write_text(_LATE_SIGNAL)
+    args = _args("simclr", stopped, "--checkpoint-every", "100", "--log-every", "1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), *args]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and "interrupted (SIGTERM): checkpoint saved at step 2" in res.stderr, \
+        res.stderr[-3000:]
+    assert "interrupted (SIGINT): checkpoint saved at step 2" in res.stderr  # rank 1 stopped by the agreement
+    assert [int(p.stem.split("_")[1]) for p in (stopped / "checkpoints").glob("step_*.pt")] == [2]
+    res = subprocess.run(_cmd(2, [*args, "--resume"]), env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _max_diff(ref, stopped) <= 1e-6
