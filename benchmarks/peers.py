@@ -381,12 +381,12 @@ def main(argv: list[str] | None = None) -> int:
                                  initializer=torch.set_num_threads, initargs=(1,)) as pool:
             futures = {r: pool.submit(run_recipe, args, r) for r in args.recipes}
             results = {r: f.result() for r, f in futures.items()}
+        write_tables(results, args, started)
     else:
         score = Scorer(args)
         for recipe in args.recipes:
             results[recipe] = run_recipe(args, recipe, score)
             write_tables(results, args, started)  # the table so far, after each recipe
-    write_tables(results, args, started)
     print((Path(args.out) / "peers.md").read_text())
     return 0
 

@@ -49,6 +49,7 @@ def adapt_timm(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
 
 
 OPEN_CLIP_USE = "the CLIP and SigLIP teachers (open_clip image towers)"
+OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # a hub repo's default files
 
 
 def _open_clip_config(arch: str) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def open_clip_spec(
         raise CompressorError(unknown_name_message(f"open_clip tag for {arch}", tag, tags))
     hub = pre.get("hf_hub", "")  # "org/repo/" (default file names) or "org/repo/file"
     repo, file = (hub.rstrip("/"), "") if hub.endswith("/") else hub.rpartition("/")[::2]
-    files = [file] if file else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    files = (file,) if file else OPEN_CLIP_FILES
     sources = tuple(f"{_hub.HF_PREFIX}{repo}/{f}" for f in files if repo)
     sources += (pre["url"],) if pre.get("url") else ()
     size = cfg["vision_cfg"].get("image_size", 224)
@@ -186,8 +187,7 @@ def open_clip_tower(name: str, description: str, arch: str, embed_dim: int, *, h
     """A named open_clip teacher written out as data, so that listing or resolving the zoo needs no open_clip
     (the ``clip`` extra); building it does. The values are open_clip's own table: ``open_clip_spec(arch, tag)``
     reads them from open_clip and a test checks each named entry against it."""
-    files = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-    sources = tuple(f"{_hub.HF_PREFIX}{hub}/{f}" for f in files) + ((url,) if url else ())
+    sources = tuple(f"{_hub.HF_PREFIX}{hub}/{f}" for f in OPEN_CLIP_FILES) + ((url,) if url else ())
     return TeacherSpec(name=name, description=description, embed_dim=embed_dim, image_size=224, mean=mean,
                        std=std, builder=build_open_clip, sources=sources, arch=arch,
                        arch_kwargs={"quick_gelu": quick_gelu}, layout=CLIP_LAYOUT, adapt=adapt_open_clip,
