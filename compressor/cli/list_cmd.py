@@ -30,13 +30,13 @@ def list_cmd(
     """
     console = Console()
     if what is What.recipes:
-        from compressor.engine.recipe import list_recipes
+        from compressor.engine.recipe_cards import recipe_cards
 
         table = Table("recipe", "kind", "description")
-        for r in list_recipes():
+        for r in recipe_cards():
             table.add_row(r.name, r.kind, r.description)
     elif what is What.teachers:
-        from compressor.models.teachers import list_teachers
+        from compressor.models.teacher_specs import list_teachers
 
         table = Table("teacher", "embedding", "input", "description")
         for t in list_teachers():

@@ -16,8 +16,6 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import torch
-
 from compressor.errors import CompressorError
 
 HF_PREFIX = "hf-hub:"
@@ -72,6 +70,8 @@ def manual_url(source: str) -> str:
 
 
 def _url_cache(url: str) -> Path:
+    import torch  # here, not at the top: the zoo's specs name their sources without loading torch
+
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlsplit(url).path)
 
 
@@ -93,6 +93,8 @@ def download(source: str) -> Path:
 
         repo, filename = split_hf(source)
         return Path(hf_hub_download(repo_id=repo, filename=filename, endpoint=hf_endpoint()))
+    import torch
+
     path = _url_cache(source)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.hub.download_url_to_file(source, str(path), progress=False)

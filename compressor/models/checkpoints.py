@@ -18,7 +18,6 @@ import struct
 import warnings
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from compressor.errors import CompressorError
+from compressor.models.layout import Layout
 from compressor.utils.io import check_regular_file
 
 log = logging.getLogger("compressor")
@@ -36,19 +36,6 @@ WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
 #: Classes every weights-only read allows: MAE/DINO/timm training saves carry an ``args`` Namespace.
 SAFE_CLASSES: list[Any] = [argparse.Namespace]
 _TRUST_HINT = "pass --trust-checkpoint only if you trust where the file came from (it can run code)"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How an official checkpoint maps onto our module.
-
-    ``prefix``: keys of the encoder we keep, e.g. ``base_encoder.`` (after ``module.`` is stripped; a
-    file whose keys lack the prefix altogether, such as an already-converted backbone, is taken as is).
-    ``drop``: ``(group label, fnmatch patterns)`` matched on the key after ``module.`` is stripped.
-    """
-
-    prefix: str = ""
-    drop: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _is_safetensors(path: Path) -> bool:

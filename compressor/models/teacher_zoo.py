@@ -17,9 +17,9 @@ timm's hub copy, and runs at 224 px by default (logged, with the native size and
 
 from __future__ import annotations
 
-from compressor.models.checkpoints import Layout
-from compressor.models.encoder import IMAGENET_MEAN, IMAGENET_STD
-from compressor.models.teachers import TEACHERS, TeacherSpec, build_timm, open_clip_tower
+from compressor.models.inputs import IMAGENET_MEAN, IMAGENET_STD
+from compressor.models.layout import Layout
+from compressor.models.teacher_specs import TEACHERS, TeacherSpec, open_clip_tower
 
 _DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{s}14/dinov2_vit{s}14{reg}_pretrain.pth"
 _DINOV3_FORM = "https://ai.meta.com/resources/models-and-libraries/dinov3-downloads/"
@@ -35,7 +35,7 @@ def dinov2_spec(size: str, reg: bool) -> TeacherSpec:
         name=f"dinov2-vit-{size}14{'-reg' if reg else ''}",
         description=f"DINOv2 ViT-{size.upper()}/14{' with 4 registers' if reg else ''}, CLS token "
                     "(224 px; trained at 518)",
-        embed_dim=_DIM[size], image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, builder=build_timm,
+        embed_dim=_DIM[size], image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         sources=(f"hf-hub:timm/{arch}.lvd142m/model.safetensors",
                  _DINOV2_URL.format(s=size, reg="_reg4" if reg else "")),
         arch=arch, arch_kwargs={"global_pool": "token"}, layout=Layout(), native_size=518)
@@ -45,7 +45,7 @@ def dinov3_spec(size: str) -> TeacherSpec:
     arch = f"vit_{_TIMM_SIZE[size]}_patch16_dinov3_qkvb"
     return TeacherSpec(
         name=f"dinov3-vit-{size}16", description=f"DINOv3 ViT-{size.upper()}/16 (LVD-1689M), CLS token",
-        embed_dim=_DIM[size], image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, builder=build_timm,
+        embed_dim=_DIM[size], image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         sources=(f"hf-hub:timm/{arch}.lvd1689m/model.safetensors",),
         arch=arch, arch_kwargs={"global_pool": "token"}, layout=Layout(),
         manual=f"request the file {_DINOV3_FILES[size]} at {_DINOV3_FORM} (DINOv3 licence)")

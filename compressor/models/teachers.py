@@ -1,17 +1,16 @@
 """Teacher zoo: frozen pretrained encoders by name (``clip-vit-b16``, ``timm:<name>``, a run directory ...).
 
-A :class:`TeacherSpec` is data in the shape of open_clip's ``pretrained.py`` table: how to build the
-architecture, where its weights come from, its embedding and input. :func:`build_teacher` builds the
-random architecture, reads the weights (download, ``--teacher-weights PATH`` or ``random``), maps the
-official layout onto it (:mod:`compressor.models.checkpoints`) and loads strictly. See docs/teachers.md.
+The specs are data (:mod:`compressor.models.teacher_specs`, no torch there); :func:`build_teacher`
+builds a spec's random architecture with its family's builder below, reads the weights (download,
+``--teacher-weights PATH`` or ``random``), maps the official layout onto it
+(:mod:`compressor.models.checkpoints`) and loads strictly. See docs/teachers.md.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -25,16 +24,20 @@ from torch import Tensor, nn
 
 from compressor.errors import CompressorError
 from compressor.models import _hub
-from compressor.models.checkpoints import Layout, describe_dropped, load_strict, read_state_dict, remap
-from compressor.models.encoder import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, Encoder, InputSpec
+from compressor.models.checkpoints import describe_dropped, load_strict, read_state_dict, remap
+from compressor.models.encoder import Encoder
+from compressor.models.inputs import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from compressor.models.layout import Layout
 from compressor.models.saved import load_encoder
 from compressor.models.students import create_timm_backbone
-from compressor.registry import Registry, unknown_name_message
+from compressor.models.teacher_specs import CLIP_LAYOUT, OPEN_CLIP_FILES, TEACHERS, Floats3, TeacherSpec, list_teachers
+from compressor.registry import unknown_name_message
 from compressor.rundir import RunDir
 from compressor.utils.extras import require
 
 log = logging.getLogger("compressor")
-Floats3 = tuple[float, float, float]
+__all__ = ["FAMILY_BUILDERS", "TEACHERS", "TeacherSpec", "build_teacher", "list_teachers", "open_clip_spec",
+           "resolve_teacher", "timm_spec"]
 
 
 def build_timm(spec: TeacherSpec, image_size: int) -> nn.Module:
@@ -49,7 +52,6 @@ def adapt_timm(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
 
 
 OPEN_CLIP_USE = "the CLIP and SigLIP teachers (open_clip image towers)"
-OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # a hub repo's default files
 
 
 def _open_clip_config(arch: str) -> dict[str, Any]:
@@ -93,36 +95,11 @@ def adapt_open_clip(state: dict[str, Tensor], visual: nn.Module) -> dict[str, Te
     return {**state, "positional_embedding": wrapped["visual.positional_embedding"]}
 
 
-Builder = Callable[["TeacherSpec", int], nn.Module]
+Builder = Callable[[TeacherSpec, int], nn.Module]
 Adapter = Callable[[dict[str, Tensor], nn.Module], dict[str, Tensor]]
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """One teacher: architecture (``builder(spec, image_size)`` → random backbone), weights, input, output.
-
-    ``sources`` are tried in order when no ``--teacher-weights`` is given (``hf-hub:<repo>/<file>`` or a
-    URL); ``layout`` maps the official file onto the backbone; ``normalize`` L2-normalises the output.
-    ``embed_dim`` 0 means "whatever the backbone gives" (dynamic ``timm:`` teachers). ``native_size``: the
-    resolution the weights were trained at when we default to another (logged); ``manual``: how to get
-    the file by hand when no source can be fetched (a licence form, say).
-    """
-
-    name: str
-    description: str
-    embed_dim: int
-    image_size: int
-    mean: Floats3
-    std: Floats3
-    builder: Builder
-    sources: tuple[str, ...] = ()
-    arch: str = ""
-    arch_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    layout: Layout = field(default_factory=Layout)
-    adapt: Adapter = adapt_timm
-    normalize: bool = False
-    native_size: int = 0
-    manual: str = ""
+#: Each ``TeacherSpec.family``: the random architecture, and what the official weights need before they load.
+FAMILY_BUILDERS: dict[str, tuple[Builder, Adapter]] = {"timm": (build_timm, adapt_timm),
+                                                       "open_clip": (build_open_clip, adapt_open_clip)}
 
 
 class TeacherEncoder(Encoder):
@@ -138,22 +115,6 @@ class TeacherEncoder(Encoder):
     def forward(self, images: Tensor) -> Tensor:
         z = self.backbone(images)
         return F.normalize(z, dim=-1) if self.normalize else z
-
-
-# The named zoo beyond the few defined here (DINOv2/DINOv3/SigLIP 2, compressor/models/teacher_zoo.py) and any
-# third-party teachers register themselves; the registry imports them at its first lookup (entry points).
-TEACHERS: Registry[TeacherSpec] = Registry("teacher", entry_point_group="compressor.teachers")
-_CLIP_TEXT = ("token_embedding.*", "positional_embedding", "transformer.*", "ln_final.*", "text_projection",
-              "logit_scale", "logit_bias", "text.*", "attn_mask")
-_JIT_META = ("input_resolution", "context_length", "vocab_size")
-CLIP_LAYOUT = Layout("visual.", (("text tower", _CLIP_TEXT), ("TorchScript metadata", _JIT_META)))
-MOCO_V3_LAYOUT = Layout("base_encoder.", (
-    ("projector", ("base_encoder.head.*", "base_encoder.fc.*")),
-    ("momentum encoder", ("momentum_encoder.*",)),
-    ("predictor", ("predictor.*",))))
-MOCO_V2_LAYOUT = Layout("encoder_q.", (
-    ("projector", ("encoder_q.fc.*",)), ("key encoder", ("encoder_k.*",)), ("queue", ("queue", "queue_ptr"))))
-MAE_LAYOUT = Layout("", (("decoder", ("decoder_*", "mask_token")),))
 
 
 def open_clip_spec(
@@ -177,21 +138,9 @@ def open_clip_spec(
         description=description or f"open_clip {arch} image tower ({tag or 'no pretrained tag'})",
         embed_dim=int(cfg["embed_dim"]), image_size=int(size[0] if isinstance(size, (list, tuple)) else size),
         mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),
-        builder=build_open_clip, sources=sources, arch=arch,
+        family="open_clip", sources=sources, arch=arch,
         arch_kwargs={"quick_gelu": bool(pre.get("quick_gelu", cfg.get("quick_gelu", False)))},
-        layout=CLIP_LAYOUT, adapt=adapt_open_clip, normalize=True)
-
-
-def open_clip_tower(name: str, description: str, arch: str, embed_dim: int, *, hub: str, quick_gelu: bool,
-                    url: str = "", mean: Floats3 = CLIP_MEAN, std: Floats3 = CLIP_STD) -> TeacherSpec:
-    """A named open_clip teacher written out as data, so that listing or resolving the zoo needs no open_clip
-    (the ``clip`` extra); building it does. The values are open_clip's own table: ``open_clip_spec(arch, tag)``
-    reads them from open_clip and a test checks each named entry against it."""
-    sources = tuple(f"{_hub.HF_PREFIX}{hub}/{f}" for f in OPEN_CLIP_FILES) + ((url,) if url else ())
-    return TeacherSpec(name=name, description=description, embed_dim=embed_dim, image_size=224, mean=mean,
-                       std=std, builder=build_open_clip, sources=sources, arch=arch,
-                       arch_kwargs={"quick_gelu": quick_gelu}, layout=CLIP_LAYOUT, adapt=adapt_open_clip,
-                       normalize=True)
+        layout=CLIP_LAYOUT, normalize=True)
 
 
 def timm_spec(model_name: str) -> TeacherSpec:
@@ -211,41 +160,8 @@ def timm_spec(model_name: str) -> TeacherSpec:
         image_size=int(cfg.input_size[-1]) if cfg else 224,
         mean=cast(Floats3, tuple(cfg.mean)) if cfg else IMAGENET_MEAN,
         std=cast(Floats3, tuple(cfg.std)) if cfg else IMAGENET_STD,
-        builder=build_timm, sources=sources, arch=model_name,
+        sources=sources, arch=model_name,
         layout=Layout("", (("classifier", tuple(f"{c}.*" for c in classifier)),)))
-
-
-for _spec in (
-    open_clip_tower("clip-vit-b16", "CLIP ViT-B/16 (OpenAI, QuickGELU), normalised image projection", "ViT-B-16",
-                    512, hub="timm/vit_base_patch16_clip_224.openai", quick_gelu=True,
-                    url="https://openaipublic.azureedge.net/clip/models/5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9"
-                        "e85e4ecb61988df416f/ViT-B-16.pt"),
-    open_clip_tower("clip-vit-l14", "CLIP ViT-L/14 (OpenAI, QuickGELU), normalised image projection", "ViT-L-14",
-                    768, hub="timm/vit_large_patch14_clip_224.openai", quick_gelu=True,
-                    url="https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6"
-                        "f7c2e0eca1737a03836/ViT-L-14.pt"),
-    TeacherSpec("mae-vit-b16", "MAE ViT-B/16 encoder, mean of patch tokens", 768, 224, IMAGENET_MEAN,
-                IMAGENET_STD, build_timm,
-                ("hf-hub:timm/vit_base_patch16_224.mae/model.safetensors",
-                 "hf-hub:timm/vit_base_patch16_224.mae/pytorch_model.bin",
-                 "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth"),
-                "vit_base_patch16_224", {"global_pool": "avg", "fc_norm": False}, MAE_LAYOUT),
-    TeacherSpec("moco-v3-vit-b16", "MoCo v3 ViT-B/16 (300 ep) base encoder, CLS token", 768, 224,
-                IMAGENET_MEAN, IMAGENET_STD, build_timm,
-                ("https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar",),
-                "vit_base_patch16_224", {"global_pool": "token"}, MOCO_V3_LAYOUT),
-    TeacherSpec("moco-v2-r50", "MoCo v2 ResNet-50 (800 ep) query encoder, pooled", 2048, 224,
-                IMAGENET_MEAN, IMAGENET_STD, build_timm,
-                ("https://dl.fbaipublicfiles.com/moco/moco_checkpoints/moco_v2_800ep/"
-                 "moco_v2_800ep_pretrain.pth.tar",),
-                "resnet50", {}, MOCO_V2_LAYOUT),
-):
-    TEACHERS.add(_spec.name, _spec)
-
-
-def list_teachers() -> list[TeacherSpec]:
-    """The named teachers (``timm:``, ``open_clip:`` and run directories are resolved on demand)."""
-    return [TEACHERS.get(n) for n in TEACHERS.names()]
 
 
 def resolve_teacher(name: str) -> TeacherSpec | Path:
@@ -334,7 +250,8 @@ def build_teacher(
         state = read_state_dict(label, trust=trust_checkpoint)
     size = image_size or spec.image_size
     _log_size(spec, size, chosen=image_size is not None)
-    backbone = spec.builder(spec, size)
+    build, adapt = FAMILY_BUILDERS[spec.family]
+    backbone = build(spec, size)
     dropped: dict[str, list[str]] = {}
     if state is None:
         label = "random"
@@ -345,7 +262,7 @@ def build_teacher(
         if dropped:
             log.info("teacher %s: dropped unused keys of %s: %s", spec.name, label, describe_dropped(dropped))
         with torch.no_grad():
-            load_strict(backbone, spec.adapt(state, backbone), source=label, what=f"teacher {spec.name}")
+            load_strict(backbone, adapt(state, backbone), source=label, what=f"teacher {spec.name}")
     dim = _output_dim(backbone)
     if spec.embed_dim and dim != spec.embed_dim:
         raise RuntimeError(f"teacher {spec.name}: backbone gives {dim} features, spec says {spec.embed_dim}")

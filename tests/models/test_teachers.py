@@ -31,7 +31,7 @@ from compressor.errors import CompressorError
 from compressor.models.encoder import CLIP_MEAN, Encoder
 from compressor.models.saved import save_encoder
 from compressor.models.students import build_student
-from compressor.models.teachers import TEACHERS, TeacherSpec, build_teacher, list_teachers
+from compressor.models.teachers import FAMILY_BUILDERS, TEACHERS, TeacherSpec, build_teacher, list_teachers
 
 TINY_VIT = "vit_tiny_patch16_224"
 
@@ -295,7 +295,7 @@ OFFICIAL_SHAPES = {  # from shared/CHECKPOINTS.md (open_clip keys without the `v
 def test_registered_architectures_match_the_official_files(spec: TeacherSpec) -> None:
     """The real architectures (built on the meta device: shapes only) have the official keys and dims."""
     with torch.device("meta"):
-        backbone = spec.builder(spec, spec.image_size)
+        backbone = FAMILY_BUILDERS[spec.family][0](spec, spec.image_size)
     shapes = {k: list(v.shape) for k, v in backbone.state_dict().items()}
     want = OFFICIAL_SHAPES[spec.name]
     assert {k: shapes.get(k) for k in want} == want
