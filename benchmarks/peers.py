@@ -138,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None)
     p.add_argument("--eval-bank", type=int, default=10_000)
     p.add_argument("--eval-queries", type=int, default=10_000, help="test images scored (kNN, linear, top-1)")
+    p.add_argument("--peer", default=None, metavar="ARCH",
+                   help="the peer architecture instead of the set-up's (both arms; the table says so)")
     p.add_argument("--images", type=int, default=None, help="train on N images instead of the set-up's (both arms)")
     p.add_argument("--epochs", type=int, default=None, help="train N epochs instead of the set-up's (both arms)")
     p.add_argument("--set", dest="sets", nargs="*", default=[], metavar="RECIPE.KEY=VALUE",
@@ -154,6 +156,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def setup_for(args: argparse.Namespace, recipe: str) -> Setup:
     s = (GPU_SETUPS if args.gpu else SETUPS)[recipe]
     s = replace(s, recipe_config={**s.recipe_config, **args.overrides.get(recipe, {})})
+    if args.peer is not None:
+        s = replace(s, peer=args.peer, why=f"{s.why} [peer {args.peer} from --peer; the set-up's is {s.peer}]")
     if args.images is not None or args.epochs is not None:  # the table says which budget was the set-up's
         s = replace(s, images=args.images or s.images, epochs=args.epochs or s.epochs,
                     why=f"{s.why} [budget from --images/--epochs; the set-up's is {s.images} × {s.epochs}]")
