@@ -22,7 +22,7 @@ from compressor.engine.runlock import FolderLock
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.env import tool_versions
-from compressor.export.options import ExportOptions, check_export_options
+from compressor.export.options import REDUCE_RANGE, ExportOptions, check_export_options
 from compressor.export.quantize import CALIB_METHODS
 from compressor.manifest import record_export
 from compressor.models.encoder import Encoder
@@ -69,6 +69,8 @@ def check_options(opts: ExportOptions) -> None:
         raise CompressorError(unknown_name_message("export format", opts.format, [*FORMATS, "timm"]))
     if opts.calib_method not in CALIB_METHODS:
         raise CompressorError(unknown_name_message("calibration method", opts.calib_method, list(CALIB_METHODS)))
+    if opts.reduce_range not in REDUCE_RANGE:
+        raise CompressorError(unknown_name_message("--reduce-range value", opts.reduce_range, list(REDUCE_RANGE)))
     if opts.format.startswith("trt"):
         from compressor.export.tensorrt import import_tensorrt
 
@@ -201,11 +203,12 @@ def calibration_images(encoder: Encoder, opts: ExportOptions, data: str, root: s
 
 def _quantize(encoder: Encoder, fp32: Path, dst: Path, opts: ExportOptions, data: str,
               root: str | None, *, for_tensorrt: bool = False) -> dict:
-    from compressor.export.quantize import quantize_int8
+    from compressor.export.quantize import quantize_int8, resolve_reduce_range
 
     calib = calibration_images(encoder, opts, data, root)
     q = quantize_int8(fp32, dst, _graph_inputs(encoder, calib.images, opts.bake_preprocess),
-                      method=opts.calib_method, exclude=opts.int8_exclude, for_tensorrt=for_tensorrt)
+                      method=opts.calib_method, exclude=opts.int8_exclude, for_tensorrt=for_tensorrt,
+                      reduce_range=resolve_reduce_range(opts.reduce_range, for_tensorrt=for_tensorrt))
     return {"quantization": {**q, "calib_data": calib.source, "calib_sample": calib.sample}}
 
 

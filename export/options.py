@@ -17,6 +17,7 @@ from compressor.errors import CompressorError
 
 DEFAULT_OPSET = 17
 MAX_OPSET = 20  # the highest torch.onnx.export(dynamo=False) writes
+REDUCE_RANGE = ("auto", "on", "off")
 BACKENDS = ("torch", "ort-cpu", "ort-cuda", "trt", "openvino")  # declared here, not in runners: no numpy
 
 
@@ -38,6 +39,8 @@ class ExportOptions:
     check_size: int = option(128, "Held-out images for the parity check (and kNN queries).")
     knn: bool = option(True, "For INT8 on labelled data, report kNN top-1 of fp32 vs int8.", flag="--knn/--no-knn")
     int8_exclude: tuple[str, ...] = option((), "ONNX node name to keep in float for INT8 (repeatable).", repeat=True)
+    reduce_range: str = option("auto", "INT8 weights in 7 bits (ORT's reduce_range): on, off, or auto = on where "
+                                       "this x86 CPU lacks VNNI (its uint8×int8 kernels saturate at 8 bits).")
     trt_batch: tuple[int, int, int] = option((1, 8, 32), "TensorRT optimisation profile: min,opt,max batch.",
                                              csv=True)
     data: str | None = option(None, "Data SPEC for the parity check (default: the run's).")

@@ -14,6 +14,10 @@ Choices, each measured on a ResNet-50 at 224 px on an AVX-512 VNNI CPU (docs/ben
   signed, symmetric Q/DQ (int8, zero point 0), so activations are int8 symmetric there, and biases
   stay float (TensorRT fuses them itself and has no int32-bias DQ). That graph is slow on ORT's x86
   kernels (S8S8) and is never written as ``onnx-int8``.
+- **7-bit weights on x86 CPUs without VNNI** (``reduce_range``, ORT's own advice for U8S8 there): their
+  kernels multiply with ``vpmaddubsw``, whose int16 pair sums saturate with 8-bit weights. Measured on an
+  AVX2-only EPYC (docs/export.md): mobilenetv4_conv_small's parity cosine 0.973 → 0.993, equal to the
+  float-simulated QDQ graph once the weights are 7-bit.
 - Calibration runs in chunks (``CalibStridedMinMax``), so 512 images of 224 px fit in memory for
   every method, the histogram ones included.
 """
@@ -72,8 +76,32 @@ def _calib_method(name: str):
     return table[name]
 
 
+def cpu_saturates_u8s8() -> bool:
+    """An x86 CPU without VNNI (AVX2 or AVX-512F only): ORT's uint8×int8 kernels saturate at 8-bit weights."""
+    import platform
+
+    from compressor.export.env import cpu_flags
+
+    flags = set(cpu_flags())
+    is_x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    return is_x86 and not flags & {"avx512_vnni", "avx_vnni"}
+
+
+def resolve_reduce_range(setting: str, *, for_tensorrt: bool = False) -> bool:
+    """``--reduce-range``: ``on``/``off`` as said; ``auto`` is on for ORT's CPU kernels on an x86 CPU without VNNI
+    (never for TensorRT, whose GPU kernels do not saturate), and says so once."""
+    if setting != "auto":
+        return setting == "on"
+    if for_tensorrt or not cpu_saturates_u8s8():
+        return False
+    log.info("INT8 weights in 7 bits (--reduce-range auto): this x86 CPU has no VNNI, and ORT's uint8×int8 "
+             "kernels saturate at 8; for a VNNI target pass --reduce-range off")
+    return True
+
+
 def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, *, method: str = "minmax",
-                  exclude: Sequence[str] = (), batch: int = 8, chunk: int = 4, for_tensorrt: bool = False) -> dict:
+                  exclude: Sequence[str] = (), batch: int = 8, chunk: int = 4, for_tensorrt: bool = False,
+                  reduce_range: bool = False) -> dict:
     """Quantise the fp32 ONNX ``src`` to a QDQ INT8 ``dst`` calibrated on ``calib`` (what the graph takes).
 
     Args:
@@ -83,6 +111,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, *, method
         exclude: node names kept in float (e.g. a sensitive first or last layer).
         batch: images per calibration forward pass; ``chunk`` batches are held in memory at a time.
         for_tensorrt: signed symmetric activations and float biases (TensorRT's explicit quantisation).
+        reduce_range: weights in 7 bits (:func:`resolve_reduce_range`).
 
     Returns the manifest's ``quantization`` block.
     """
@@ -115,6 +144,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, *, method
                 str(pre), str(dst), reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
+                reduce_range=reduce_range,
                 activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=calib_method,
@@ -130,7 +160,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, *, method
     _drop_unused_opsets(Path(dst))
     activations = "int8 (per-tensor, symmetric)" if for_tensorrt else "uint8 (per-tensor, asymmetric)"
     return {"format": "QDQ", "activations": activations, "target": "tensorrt" if for_tensorrt else "onnxruntime",
-            "weights": "int8 (per-channel, symmetric)", "calib_method": method,
+            "weights": "int8 (per-channel, symmetric)" + (", 7-bit range" if reduce_range else ""),
+            "reduce_range": reduce_range, "calib_method": method,
             "calib_images": int(len(calib)),
             "excluded_nodes": excluded}
 

@@ -15,7 +15,7 @@ EXPORT = {"format": ("format", None), "out_dir": ("out_dir", None), "opset": ("o
           "bake_preprocess": ("bake_preprocess", None), "calib_data": ("calib_data", None),
           "calib_size": ("calib_size", None), "calib_method": ("calib_method", None),
           "min_cosine": ("min_cosine", None), "check_size": ("check_size", None), "knn": ("knn", None),
-          "int8_exclude": ("int8_exclude", lambda v: tuple(v or ())),
+          "int8_exclude": ("int8_exclude", lambda v: tuple(v or ())), "reduce_range": ("reduce_range", None),
           "trt_batch": ("trt_batch", lambda v: parse_ints(v, "--trt-batch")), "data": ("data", None),
           "data_root": ("data_root", None), "strict_fp32": ("strict_fp32", None)}
 BENCH = {"backend": ("backends", lambda v: tuple(v.split(","))), "batch": ("batches", lambda v: parse_ints(v, "-")),

@@ -64,10 +64,13 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "student.safetensors"))
 
 
-def _max_diff(a: Path, b: Path) -> float:
+def _max_diff(a: Path, b: Path, *, running_stats: bool | None = None) -> float:
+    """The largest difference over the saved tensors; ``running_stats`` True/False: BatchNorm's running
+    statistics only / everything else (None: all)."""
     wa, wb = _weights(a), _weights(b)
     assert wa.keys() == wb.keys()
-    return max((wa[k].double() - wb[k].double()).abs().max().item() for k in wa)
+    keys = [k for k in wa if running_stats is None or ("running_" in k) == running_stats]
+    return max((wa[k].double() - wb[k].double()).abs().max().item() for k in keys)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,11 @@ def test_two_gloo_processes_give_the_weights_of_one(runs) -> None:
     one, _ = runs(recipe, 1)
     two, stdout = runs(recipe, 2)
     assert stdout.count("student written") == 1  # one run, not two racing on the same directory
-    assert _max_diff(one, two) <= 1e-5
+    assert _max_diff(one, two, running_stats=False) <= 1e-5
+    # SyncBatchNorm's running variance comes from all-reduced sums of squares, one process's from its own
+    # kernel: they round differently (7e-5 on variances of ~1 measured on an AVX2-only CPU, 1e-7 on an
+    # AVX-512 one). A wrong split of the batch would move them by the size of their update (~0.5 here).
+    assert _max_diff(one, two, running_stats=True) <= 2e-4
     # and both trained: the weights moved from the initial ones (the engine seeds them with --seed)
     stem = json.loads((two / "student.json").read_text()).get("stem", "imagenet")
     torch.manual_seed(5)

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from compressor.errors import CompressorError
 from compressor.export import ExportOptions, export_run
-from compressor.export.quantize import ArrayReader, _stride
+from compressor.export.quantize import ArrayReader, _stride, cpu_saturates_u8s8
 
 
 def test_int8_graph_is_qdq_u8s8_per_channel(exported_run: Path) -> None:
@@ -75,6 +75,27 @@ def test_int8_refused_below_min_cosine(fresh_run: Path, fast: dict) -> None:
         export_run(fresh_run, ExportOptions(format="onnx-int8", calib_method="kl", **fast))
     with pytest.raises(CompressorError, match="node to keep in float"):
         export_run(fresh_run, ExportOptions(format="onnx-int8", int8_exclude=("/nope/Conv",), **fast))
+
+
+def _weight_codes(path: Path) -> np.ndarray:
+    proto = onnx.load(str(path))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    return np.concatenate([inits[n.input[0]].ravel() for n in proto.graph.node if n.op_type == "DequantizeLinear"
+                           and inits.get(n.input[0]) is not None and inits[n.input[0]].ndim == 4])
+
+
+def test_reduce_range_puts_weights_in_7_bits_and_auto_follows_the_cpu(fresh_run: Path, fast: dict) -> None:
+    fast["calib_size"] = 8
+    seen = {}
+    for setting in ("on", "off", "auto"):
+        res = export_run(fresh_run, ExportOptions(format="onnx-int8", reduce_range=setting, knn=False,
+                                                  min_cosine=0.0, **fast))
+        seen[setting] = (res.entry["quantization"]["reduce_range"], int(np.abs(_weight_codes(res.path)).max()))
+    assert seen["on"][0] is True and seen["on"][1] <= 64  # symmetric 7-bit codes
+    assert seen["off"][0] is False and seen["off"][1] == 127  # each channel's largest weight takes the full code
+    assert seen["auto"] == seen["on" if cpu_saturates_u8s8() else "off"]
+    with pytest.raises(CompressorError, match="unknown --reduce-range value 'yes'"):
+        export_run(fresh_run, ExportOptions(format="onnx-int8", reduce_range="yes", **fast))
 
 
 def test_reader_feeds_chunks() -> None:

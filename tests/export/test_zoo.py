@@ -14,13 +14,19 @@ import torch
 
 from compressor.engine.config import TrainConfig
 from compressor.engine.trainer import train
+from compressor.errors import CompressorError
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
+from compressor.export.quantize import cpu_saturates_u8s8
 from compressor.export.zoo import EDGE_STUDENTS
 from compressor.models.students import build_student
 
 # 32 px (every zoo member's patch/stride grid divides it), 8 parity and calibration images, one timed call.
 SIZE = 32
 TINY = {"check_size": 8, "calib_size": 8}
+# On an x86 CPU without VNNI the INT8 weights are 7-bit (--reduce-range auto); this one-step mobilevitv2 then
+# scores 0.952 against the 0.98 threshold (0.974 in the float-simulated 8-bit graph; docs/export.md), and the
+# exporter must refuse it as it refuses any export below its threshold.
+BELOW_THRESHOLD_AT_7_BITS = ("mobilevitv2_050",)
 
 
 @pytest.mark.parametrize("arch", ["mobilenetv3_large_100", "mobilenetv4_conv_small", "resnet18"])
@@ -43,13 +49,21 @@ def test_student_distills_exports_and_benches(arch: str, tmp_path: Path) -> None
     fp32 = export_run(run, ExportOptions(format="onnx", **TINY))
     assert fp32.entry["output"]["shape"] == ["batch", width]
     assert fp32.entry["fidelity"]["mean_cosine"] >= 0.9999  # the exporter's own threshold, checked again
-    int8 = export_run(run, ExportOptions(format="onnx-int8", knn=False, **TINY))
-    assert int8.entry["fidelity"]["mean_cosine"] >= 0.98
-    assert int8.entry["size_bytes"] < fp32.entry["size_bytes"]
+    formats = {"onnx", "onnx-int8"}
+    try:
+        int8 = export_run(run, ExportOptions(format="onnx-int8", knn=False, **TINY))
+        assert int8.entry["fidelity"]["mean_cosine"] >= 0.98
+        assert int8.entry["size_bytes"] < fp32.entry["size_bytes"]
+    except CompressorError as err:
+        if not (cpu_saturates_u8s8() and arch in BELOW_THRESHOLD_AT_7_BITS):
+            raise
+        assert "failed its parity check and was not kept" in str(err) and "\n" not in str(err)
+        assert not list((run / "export").glob("*int8*"))
+        formats = {"onnx"}
 
     report = bench(run, BenchOptions(backends=("ort-cpu",), batches=(1,), warmup=1, iters=1, seconds=None,
                                      threads=1))
     rows = {r.format: r for r in report.results}
-    assert set(rows) == {"onnx", "onnx-int8"}
+    assert set(rows) == formats
     assert rows["onnx"].cosine_vs_torch is not None and rows["onnx"].cosine_vs_torch > 0.9999
     assert all(r.p50_ms > 0 for r in rows.values())
