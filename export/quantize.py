@@ -82,9 +82,9 @@ def cpu_saturates_u8s8() -> bool:
 
     from compressor.export.env import cpu_flags
 
-    flags = set(cpu_flags())
+    flags = set(cpu_flags())  # empty where /proc/cpuinfo is not there to read: unknown, not "no VNNI"
     is_x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
-    return is_x86 and not flags & {"avx512_vnni", "avx_vnni"}
+    return is_x86 and bool(flags) and not flags & {"avx512_vnni", "avx_vnni"}
 
 
 def resolve_reduce_range(setting: str, *, for_tensorrt: bool = False) -> bool:
