@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import Scorer, parse_sets  # noqa: E402  (a benchmark script beside this one)
+from quality import Scorer, budget_precision, parse_sets  # noqa: E402  (a benchmark script beside this one)
 
 from compressor.engine.checkpoint import load_latest_checkpoint  # noqa: E402
 from compressor.engine.config import TrainConfig, read_yaml_config, resolve_config  # noqa: E402
@@ -156,6 +156,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def setup_for(args: argparse.Namespace, recipe: str) -> Setup:
     s = (GPU_SETUPS if args.gpu else SETUPS)[recipe]
     s = replace(s, recipe_config={**s.recipe_config, **args.overrides.get(recipe, {})})
+    if budget_precision(s.precision) != s.precision:  # a CPU that emulates bf16: ~10x slower than fp32
+        s = replace(s, precision=budget_precision(s.precision),
+                    why=f"{s.why} [precision auto (fp32 on CPU): oneDNN has no bf16 kernels for this CPU]")
     if args.peer is not None:
         s = replace(s, peer=args.peer, why=f"{s.why} [peer {args.peer} from --peer; the set-up's is {s.peer}]")
     if args.images is not None or args.epochs is not None:  # the table says which budget was the set-up's

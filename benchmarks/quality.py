@@ -37,6 +37,7 @@ import torch
 
 from compressor.data.datasets import build_dataset
 from compressor.engine.config import TrainConfig
+from compressor.engine.cpu_bf16 import cpu_bf16_is_native
 from compressor.engine.trainer import train
 from compressor.eval.embed import embed_dataset
 from compressor.eval.knn import knn_top1
@@ -53,9 +54,16 @@ EMBED_BATCH = 256  # embed_dataset's default: the same batches give bit-identica
 # CPU budget only: MOKD's ImageNet head width (65,536 prototypes) and 8 local crops would take most of
 # the hour; the table says so. Every other recipe runs with its defaults.
 BUDGET_OVERRIDES: dict[str, dict[str, Any]] = {"mokd": {"out_dim": 4096, "n_local_crops": 2}}
-# CPU budget only: MOKD's runs (and its controls) train under bf16 autocast, 1.3x faster here (two networks'
-# MLP heads and T-Heads are mostly matmuls); every other row trains in fp32 (bf16 gains ~1.1x on their convs).
+# CPU budget only: MOKD's runs (and its controls) train under bf16 autocast, 1.3x faster on a CPU with bf16
+# arithmetic (two networks' MLP heads and T-Heads are mostly matmuls); every other row trains in fp32 (bf16 gains
+# ~1.1x on their convs). Where the CPU emulates bf16, fp32: budget_precision.
 BUDGET_PRECISION: dict[str, str] = {"mokd": "bf16"}
+
+
+def budget_precision(precision: str) -> str:
+    """A CPU budget's ``bf16`` where this CPU has bf16 arithmetic; elsewhere bf16 is emulated, ~10x slower than fp32
+    (docs/distill.md), and the run trains at ``auto`` (fp32 on a CPU, bf16 on CUDA)."""
+    return "auto" if precision == "bf16" and not cpu_bf16_is_native() else precision
 
 
 @dataclass
@@ -163,7 +171,7 @@ def build_rows(args: argparse.Namespace, teacher: str) -> tuple[list[Row], dict[
         elif r.kind in ("peer", "supervised peer"):
             peer = VIT_PEER if r.name == "mokd" else args.peer
             pair: dict[str, Any] = {"student": args.student, "peer": peer, "recipe": r.name,
-                                    "precision": BUDGET_PRECISION.get(r.name, "auto")}
+                                    "precision": budget_precision(BUDGET_PRECISION.get(r.name, "auto"))}
             budget = {**BUDGET_OVERRIDES.get(r.name, {}), **args.overrides.get(r.name, {})}
             for model, arch in (("student", args.student), ("peer", peer)):
                 alone = Row(f"{arch} alone ({r.name} control)", r.kind, model=model)
@@ -238,7 +246,8 @@ def table(rows: list[Row], reference: dict[str, float], args: argparse.Namespace
         lines.insert(1, f"({name} distilled rows with {over}.)")
     for name, over in BUDGET_OVERRIDES.items():
         if any(r.label.endswith(f"with {name}") for r in rows):
-            precision = f", {BUDGET_PRECISION[name]} autocast (and its control)" if name in BUDGET_PRECISION else ""
+            used = budget_precision(BUDGET_PRECISION.get(name, "auto"))
+            precision = f", {used} autocast (and its control)" if used != "auto" else ""
             lines.insert(1, f"({name} with {over}{precision} for the CPU budget.)")
     for r in rows:
         gain = ""

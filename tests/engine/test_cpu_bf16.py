@@ -1,14 +1,17 @@
-"""The guard against oneDNN's garbage bf16 weight gradients for strided convolutions on 1-pixel inputs."""
+"""The guard against oneDNN's garbage bf16 weight gradients for strided convolutions on 1-pixel inputs, and the
+check for CPUs without oneDNN bf16 kernels."""
 
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytest
 import timm
 import torch
 
-from compressor.engine.cpu_bf16 import guard_one_pixel_convs
+from compressor.engine.cpu_bf16 import cpu_bf16_is_native, guard_one_pixel_convs
+from compressor.engine.setup import resolve_precision
 
 
 def _weight_grads(model: torch.nn.Module, x: torch.Tensor, autocast: bool) -> dict[str, torch.Tensor]:
@@ -52,3 +55,34 @@ def test_guard_keeps_the_module_and_leaves_larger_inputs_in_bf16() -> None:
         assert conv(torch.randn(2, 8, 1, 1)).dtype == torch.float32  # the 1-pixel call ran in fp32
         assert conv(torch.randn(2, 8, 4, 4)).dtype == torch.bfloat16  # every other call as before
     copy.deepcopy(conv)  # EMA copies (mokd, seed) deep-copy guarded modules
+
+
+def _x86_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def test_bf16_kernels_are_reported_as_the_cpu_flags_say() -> None:
+    """Read independently of torch: an x86 CPU with native bf16 (AVX-512 BF16, AMX) has oneDNN's bf16 kernels, an
+    AVX2-only one has none (where a two-step mokd run took 216 s in bf16 against 19 s in fp32)."""
+    flags = _x86_flags()
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        assert cpu_bf16_is_native()
+    elif "avx2" in flags and "avx512f" not in flags:
+        assert not cpu_bf16_is_native()
+    else:
+        pytest.skip(f"no x86 flags that decide it here ({sorted(flags)[:5]}…)")
+
+
+def test_bf16_on_a_cpu_without_bf16_kernels_is_warned_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="compressor"):
+        assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
+        assert resolve_precision("fp32", torch.device("cpu")) is None
+    warned = [r.getMessage() for r in caplog.records if "bf16" in r.getMessage()]
+    if cpu_bf16_is_native():
+        assert warned == []
+    else:
+        assert len(warned) == 1 and "--precision fp32" in warned[0], warned
