@@ -15,7 +15,9 @@ evidence for each choice) and is scored with the figures its paper uses:
   linear probe of the frozen embeddings.
 * **css** (supervised peers): top-1 test accuracy of each network (its own branches' ensemble, the paper's
   inference) and of the two networks' ensemble, against each network trained alone with cross-entropy on
-  the same images, epochs, optimiser and crop. Both networks are trained to fit their training images
+  the same images, epochs, optimiser and crop; beside them, the ensemble of two networks trained alone (what
+  online KD can hope to pass between them: where it is no better than one network, there is nothing to pass).
+  Both networks are trained to fit their training images
   (a small labelled subset, many epochs) with the small-input stem, so css's corner masks cover 2×2 of
   the 8×8 trunk map (one pixel of a 4×4 map with timm's stem at 32 px).
 * **mokd** (self-supervised peers, a CNN and a ViT with DINO heads): kNN and linear of each network against
@@ -58,6 +60,8 @@ from compressor.recipes import get_recipe  # noqa: E402
 from compressor.rundir import RunDir  # noqa: E402
 
 PEER_RECIPES = ("css", "dogo", "mokd")
+ALONE_ENSEMBLE = "ensemble of the two networks trained alone, cross-entropy"
+ALONE_SEED_OFFSET = 1000  # css: the second network of a same-architecture pair trained alone starts from seed + this
 
 
 @dataclass(frozen=True)
@@ -218,12 +222,17 @@ def css_top1(run: Path, score: Scorer) -> dict[str, float]:
 
 
 @torch.no_grad()
-def supervised_top1(run: Path, score: Scorer) -> float:
-    """Top-1 of a ``supervised`` run's classifier on the scored test images."""
+def supervised_probs(run: Path, score: Scorer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities of a ``supervised`` run's classifier on the scored test images, and their labels."""
     recipe = load_trained(run).recipe
     _, _, xq, yq = score.images(recipe.student.spec)
     logits = torch.cat([recipe.classifier(recipe.student(x)).float() for x in xq.split(256)])
-    return _acc(logits, yq)
+    return F.softmax(logits, 1), yq
+
+
+def supervised_top1(run: Path, score: Scorer) -> float:
+    """Top-1 of a ``supervised`` run's classifier on the scored test images."""
+    return _acc(*supervised_probs(run, score))
 
 
 def _acc(scores: torch.Tensor, labels: torch.Tensor) -> float:
@@ -284,6 +293,9 @@ def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = Non
             alone = Row(f"{arch} ({model}) alone, cross-entropy", model)
             rows += [alone, Row(f"{arch} ({model}) with css", model, control=alone.label)]
         rows.append(Row("css ensemble of both networks", "ensemble"))
+        # what online KD can hope to pass between the networks: two networks trained alone, their probabilities
+        # averaged (a same-architecture pair: the second one from another seed)
+        rows.append(Row(ALONE_ENSEMBLE, "ensemble"))
         by = {r.label: r for r in rows}
         for seed in args.seeds:
             run = train_run(args, f"css-s{seed}", **pair_kwargs(s, "css", seed, None),
@@ -294,18 +306,28 @@ def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = Non
             ce_config = {k: css_cfg[k] for k in ("optimizer", "lr", "weight_decay", "crop_scale_min",
                                                  "warmup_fraction", "clip_grad")} | {"label_smoothing": 0.0}
             ce_top1: dict[Path, float] = {}  # a pair of one architecture shares its control (trained, scored once)
+            ce_runs: list[Path] = []
             for model, arch in (("student", s.student), ("peer", s.peer)):
                 ce = train_run(args, f"ce-{arch}-s{seed}", student=arch, recipe="supervised", image_size=s.image_size,
                                stem=s.stem, max_images=s.images, epochs=s.epochs, batch_size=s.batch_size, seed=seed,
                                recipe_config=ce_config)
                 if ce not in ce_top1:
                     ce_top1[ce] = supervised_top1(ce, score)
+                ce_runs.append(ce)
                 by[f"{arch} ({model}) alone, cross-entropy"].values.append(ce_top1[ce])
                 by[f"{arch} ({model}) alone, cross-entropy"].runs.append(str(ce))
                 by[f"{arch} ({model}) with css"].values.append(top1[model])
                 by[f"{arch} ({model}) with css"].runs.append(str(run))
-            rows[-1].values.append(top1["ensemble"])
-            rows[-1].runs.append(str(run))
+            rows[-2].values.append(top1["ensemble"])
+            rows[-2].runs.append(str(run))
+            if ce_runs[0] == ce_runs[1]:  # a same-architecture pair: its second network alone from another seed
+                other = seed + ALONE_SEED_OFFSET
+                ce_runs[1] = train_run(args, f"ce-{s.peer}-s{other}", student=s.peer, recipe="supervised",
+                                       image_size=s.image_size, stem=s.stem, max_images=s.images, epochs=s.epochs,
+                                       batch_size=s.batch_size, seed=other, recipe_config=ce_config)
+            (pa, yq), (pb, _) = (supervised_probs(r, score) for r in ce_runs)
+            rows[-1].values.append(_acc(pa + pb, yq))
+            rows[-1].runs += [str(r) for r in ce_runs]
     else:
         for model, arch in (("student", s.student), ("peer", s.peer)):
             alone = Row(f"{arch} ({model}) alone ({recipe} control)", model)

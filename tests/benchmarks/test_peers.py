@@ -45,10 +45,14 @@ def test_quick_run_scores_every_peer_recipe_against_its_control(tmp_path: Path) 
     for key in ("optimizer", "lr", "weight_decay", "crop_scale_min"):
         assert ce["recipe_config"][key] == css["recipe_config"][key], key
     assert ce["stem"] == css["stem"] == "small" and ce["max_images"] == css["max_images"]
+    # the two networks trained alone, ensembled: a same-architecture pair's second network from another seed
+    second = cfg("ce-resnet10t-s1007")
+    assert second["seed"] == 1007 and second["recipe_config"] == ce["recipe_config"]
     # mokd: no 1x1 map, no one-token local crop: the CNN's small stem and the ViT's 4 px patches
     assert cfg("mokd-s7")["stem"] == "small"
     table = (out / "peers.md").read_text()
-    for row in ("resnet10t (student) with css", "css ensemble of both networks", "resnet10t (student) with dogo",
+    for row in ("resnet10t (student) with css", "css ensemble of both networks",
+                "ensemble of the two networks trained alone, cross-entropy", "resnet10t (student) with dogo",
                 "resnet10t (student) alone (dogo control)", "vit_tiny_patch16_224 (peer) with mokd"):
         assert f"| {row} |" in table, row
 
