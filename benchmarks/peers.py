@@ -160,8 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def setup_for(args: argparse.Namespace, recipe: str) -> Setup:
     s = (GPU_SETUPS if args.gpu else SETUPS)[recipe]
     s = replace(s, recipe_config={**s.recipe_config, **args.overrides.get(recipe, {})})
-    if budget_precision(s.precision) != s.precision:  # a CPU that emulates bf16: ~10x slower than fp32
-        s = replace(s, precision=budget_precision(s.precision),
+    precision = budget_precision(s.precision)
+    if precision != s.precision:  # a CPU without oneDNN bf16 kernels: bf16 ~10x slower than fp32
+        s = replace(s, precision=precision,
                     why=f"{s.why} [precision auto (fp32 on CPU): oneDNN has no bf16 kernels for this CPU]")
     if args.peer is not None:
         s = replace(s, peer=args.peer, why=f"{s.why} [peer {args.peer} from --peer; the set-up's is {s.peer}]")
@@ -305,16 +306,16 @@ def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = Non
             css_cfg = RunDir(run).read_config()["recipe_config"]
             ce_config = {k: css_cfg[k] for k in ("optimizer", "lr", "weight_decay", "crop_scale_min",
                                                  "warmup_fraction", "clip_grad")} | {"label_smoothing": 0.0}
-            ce_top1: dict[Path, float] = {}  # a pair of one architecture shares its control (trained, scored once)
-            ce_runs: list[Path] = []
+            ce_probs: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}  # a run scored once (a pair of one
+            ce_runs: list[Path] = []                                       # architecture shares its control)
             for model, arch in (("student", s.student), ("peer", s.peer)):
                 ce = train_run(args, f"ce-{arch}-s{seed}", student=arch, recipe="supervised", image_size=s.image_size,
                                stem=s.stem, max_images=s.images, epochs=s.epochs, batch_size=s.batch_size, seed=seed,
                                recipe_config=ce_config)
-                if ce not in ce_top1:
-                    ce_top1[ce] = supervised_top1(ce, score)
+                if ce not in ce_probs:
+                    ce_probs[ce] = supervised_probs(ce, score)
                 ce_runs.append(ce)
-                by[f"{arch} ({model}) alone, cross-entropy"].values.append(ce_top1[ce])
+                by[f"{arch} ({model}) alone, cross-entropy"].values.append(_acc(*ce_probs[ce]))
                 by[f"{arch} ({model}) alone, cross-entropy"].runs.append(str(ce))
                 by[f"{arch} ({model}) with css"].values.append(top1[model])
                 by[f"{arch} ({model}) with css"].runs.append(str(run))
@@ -325,7 +326,8 @@ def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = Non
                 ce_runs[1] = train_run(args, f"ce-{s.peer}-s{other}", student=s.peer, recipe="supervised",
                                        image_size=s.image_size, stem=s.stem, max_images=s.images, epochs=s.epochs,
                                        batch_size=s.batch_size, seed=other, recipe_config=ce_config)
-            (pa, yq), (pb, _) = (supervised_probs(r, score) for r in ce_runs)
+                ce_probs[ce_runs[1]] = supervised_probs(ce_runs[1], score)
+            (pa, yq), (pb, _) = (ce_probs[r] for r in ce_runs)
             rows[-1].values.append(_acc(pa + pb, yq))
             rows[-1].runs += [str(r) for r in ce_runs]
     else:

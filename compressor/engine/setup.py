@@ -13,6 +13,7 @@ from compressor.data.datasets import ImageDataset, build_dataset
 from compressor.data.loader import batches_per_epoch
 from compressor.data.subset import training_subset
 from compressor.engine.config import TrainConfig
+from compressor.engine.cpu_bf16 import cpu_bf16_is_native
 from compressor.engine.preset import PresetChoice, resolve_preset
 from compressor.engine.recipe import (
     DataInfo,
@@ -63,12 +64,9 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         raise CompressorError(f"unknown precision {name!r}; use auto, bf16, fp16 or fp32")
     if table[name] is torch.float16 and device.type != "cuda":
         raise CompressorError("--precision fp16 needs CUDA; use fp32 (or bf16) on CPU")
-    if table[name] is torch.bfloat16 and device.type == "cpu":
-        from compressor.engine.cpu_bf16 import cpu_bf16_is_native
-
-        if not cpu_bf16_is_native():
-            log.warning("--precision bf16: oneDNN has no bf16 kernels for this CPU (they need AVX-512 or Arm "
-                        "BF16), so bf16 runs about 10x slower than fp32 here; use --precision fp32 (or auto)")
+    if table[name] is torch.bfloat16 and device.type == "cpu" and not cpu_bf16_is_native():
+        log.warning("--precision bf16: oneDNN has no bf16 kernels for this CPU (they need AVX-512 or Arm "
+                    "BF16), so bf16 runs about 10x slower than fp32 here; use --precision fp32 (or auto)")
     return table[name]
 
 

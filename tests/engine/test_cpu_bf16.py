@@ -12,6 +12,7 @@ import torch
 
 from compressor.engine.cpu_bf16 import cpu_bf16_is_native, guard_one_pixel_convs
 from compressor.engine.setup import resolve_precision
+from compressor.export.env import cpu_flags
 
 
 def _weight_grads(model: torch.nn.Module, x: torch.Tensor, autocast: bool) -> dict[str, torch.Tensor]:
@@ -57,18 +58,10 @@ def test_guard_keeps_the_module_and_leaves_larger_inputs_in_bf16() -> None:
     copy.deepcopy(conv)  # EMA copies (mokd, seed) deep-copy guarded modules
 
 
-def _x86_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            return next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
-    except OSError:
-        return set()
-
-
 def test_bf16_kernels_are_reported_as_the_cpu_flags_say() -> None:
     """Read independently of torch: an x86 CPU with native bf16 (AVX-512 BF16, AMX) has oneDNN's bf16 kernels, an
     AVX2-only one has none (where a two-step mokd run took 216 s in bf16 against 19 s in fp32)."""
-    flags = _x86_flags()
+    flags = set(cpu_flags())  # /proc/cpuinfo, read without torch
     if flags & {"avx512_bf16", "amx_bf16"}:
         assert cpu_bf16_is_native()
     elif "avx2" in flags and "avx512f" not in flags:
