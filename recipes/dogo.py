@@ -23,6 +23,9 @@ Choices where the paper is unclear:
   per-row KL, so ``w = 1`` would make the distillation term negligible and DoGo two SimCLR runs. The
   strong pull is on model 1, the student (pass the smaller model as ``--student``). The logs carry
   ``kd_share_1``/``kd_share_2``, the share of each model's loss that is the weighted KL term.
+  DoGo's gain needs a clearly stronger peer (docs/benchmarks.md, "Peer methods"): a run whose peer
+  starts from random weights with no more parameters than the student, under ``w_1 > w_2``, is warned
+  at start (the pair is likely the wrong way round).
 * Each view goes through its model in a forward of its own, so BatchNorm normalises each view with
   its own batch statistics, as the authors' ``SimCLR.forward`` does (``f(x)``, then ``f(y)``;
   NeurAI-Lab/DoGo, branch ``dogo``, ``models/simclr.py``). ``shared_bn=True`` concatenates the two
@@ -38,6 +41,7 @@ Choices where the paper is unclear:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -53,6 +57,8 @@ from compressor.errors import CompressorError
 from compressor.losses.contrastive import nt_xent
 from compressor.models.encoder import Encoder
 from compressor.models.heads import mlp
+
+log = logging.getLogger("compressor")
 
 
 @dataclass
@@ -97,6 +103,22 @@ def dogo_losses(z1: tuple[torch.Tensor, torch.Tensor], z2: tuple[torch.Tensor, t
     return t
 
 
+def _millions(m: nn.Module) -> float:
+    return sum(p.numel() for p in m.parameters()) / 1e6
+
+
+def warn_if_peer_not_stronger(student: Encoder, peer: Encoder, cfg: DoGoConfig) -> None:
+    """Warn when the pull is on the student (``w_1 > w_2``) but the peer, from random weights, is no larger."""
+    if cfg.w_1 <= cfg.w_2 or getattr(peer, "weights_info", None):
+        return  # the pull is not one-sided, or the peer starts trained (--peer-weights): it may well be stronger
+    n_s, n_p = _millions(student), _millions(peer)
+    if n_p <= n_s:
+        log.warning("dogo pulls the student toward its peer (w_1 = %g against w_2 = %g) and gains only from a "
+                    "clearly stronger peer, but --peer %s (%.1fM parameters, random init) is no larger than "
+                    "--student %s (%.1fM): swap --student and --peer, or start the peer from a trained run with "
+                    "--peer-weights RUN", cfg.w_1, cfg.w_2, peer.name, n_p, student.name, n_s)
+
+
 @register_recipe
 class DoGo(Recipe[DoGoConfig]):
     name = "dogo"
@@ -114,6 +136,7 @@ class DoGo(Recipe[DoGoConfig]):
             raise CompressorError("dogo trains a pair: pass --peer NAME (any timm model)")
         self.head = mlp(student.embed_dim, cfg.projector_dims)
         self.peer_head = mlp(self.peer.embed_dim, cfg.projector_dims)
+        warn_if_peer_not_stronger(student, self.peer, cfg)
 
     def views(self) -> Callable:
         aug = AugmentConfig(scale=(self.cfg.crop_scale_min, 1.0), jitter=(0.8, 0.8, 0.8, 0.2))

@@ -3,6 +3,8 @@ stop-gradient between the two models, two optimisers and four independent views.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,25 @@ def test_each_view_has_its_own_batchnorm_statistics_as_the_authors(shared_bn: bo
         alone = recipe.head(recipe.student(batch["x1"]))
     assert torch.allclose(zx, zx_other_y) is not shared_bn
     assert torch.allclose(zx, alone) is not shared_bn
+
+
+@pytest.mark.parametrize(("student", "peer", "warned"), [("resnet18", "resnet10t", True),
+                                                         ("resnet10t", "resnet18", False),
+                                                         ("resnet10t", "resnet10t", True)])
+def test_a_peer_no_larger_than_the_student_is_warned(student: str, peer: str, warned: bool, caplog) -> None:
+    """DoGo's w_1 = 100 pulls the student toward the peer: a randomly initialised peer that is not larger is named."""
+    s, p = build_student(student, 32), build_student(peer, 32)
+    n_s, n_p = (sum(x.numel() for x in m.parameters()) for m in (s, p))  # independent of the recipe's count
+    assert (n_p <= n_s) == warned
+    with caplog.at_level(logging.WARNING, logger="compressor"):
+        DoGo(make_config(DoGo, {"projector_dims": [16, 8]}), s, peer=p, data=DataInfo(0, 6))
+    msgs = [r.getMessage() for r in caplog.records if "dogo pulls the student" in r.getMessage()]
+    assert len(msgs) == int(warned)
+    if warned:
+        assert f"--peer {peer}" in msgs[0] and "swap --student and --peer" in msgs[0] and "--peer-weights" in msgs[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="compressor"):  # equal weights: nothing one-sided to warn of
+        DoGo(make_config(DoGo, {"projector_dims": [16, 8], "w_1": 1.0}), s, peer=p, data=DataInfo(0, 6))
+        object.__setattr__(p, "weights_info", {"weights": "runs/peer"})  # a trained start: may be stronger
+        DoGo(make_config(DoGo, {"projector_dims": [16, 8]}), s, peer=p, data=DataInfo(0, 6))
+    assert not [r for r in caplog.records if "dogo pulls the student" in r.getMessage()]
