@@ -3,6 +3,7 @@
     python benchmarks/peers.py --out runs/peers                  # the table (CPU: see docs/benchmarks.md)
     python benchmarks/peers.py --out runs/peers --seeds 3 4 5    # any seeds
     python benchmarks/peers.py --out runs/peers-ci --quick       # a minute: checks the script end to end
+    python benchmarks/peers.py --out runs/probe --gpu --device cuda --probe 30   # what the table would cost here
 
 Each recipe runs in a set-up where its paper's premise holds (``SETUPS``; docs/benchmarks.md gives the
 evidence for each choice) and is scored with the figures its paper uses:
@@ -29,6 +30,10 @@ Each row: mean ± half the spread (max − min) over ``--seeds`` (default three)
 the wall time. ``peers.json`` holds ``{recipe: {"gain": …, "spread": …, …}}`` for the smaller network (dogo,
 mokd) or the weaker of the two networks' gains (css); ``spread`` is the larger half-spread of the two rows
 compared, so a gain counts when ``gain > spread``. Runs already in ``--out`` are reused.
+
+``--probe N`` trains every run of the table for N steps only (one seed, in ``<out>/probe/``) and writes
+``probe.md`` / ``probe.json`` instead of the table: each run's images/s and the table's projected training
+minutes for ``--seeds`` — how to size a GPU lease before spending it on the table.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import argparse
 import json
 import math
 import multiprocessing
+import os
+import re
 import statistics
 import sys
 import time
@@ -57,6 +64,7 @@ from compressor.engine.setup import build_components  # noqa: E402
 from compressor.engine.trainer import train  # noqa: E402
 from compressor.models.saved import load_encoder  # noqa: E402
 from compressor.recipes import get_recipe  # noqa: E402
+from compressor.report.collect import read_metrics  # noqa: E402
 from compressor.rundir import RunDir  # noqa: E402
 
 PEER_RECIPES = ("css", "dogo", "mokd")
@@ -134,6 +142,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1,
                    help="train the recipes in N processes at once, one thread each (2 on a 2-core machine)")
     p.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the figures")
+    p.add_argument("--probe", type=int, default=0, metavar="STEPS",
+                   help="train each run for STEPS steps only and project the table's training time from its "
+                        "images/s (probe.md, probe.json); no figures")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data-loading processes per run (default: 1, with --gpu up to 8: one process "
+                        "cannot feed a GPU the augmented views)")
     p.add_argument("--gpu", action="store_true", help="the GPU set-ups (GPU_SETUPS): the papers' sizes")
     p.add_argument("--device", default="auto")
     p.add_argument("--dogo-peer", default=None,
@@ -152,8 +166,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.overrides = parse_sets(args.sets)
     if args.recipes is None:
         args.recipes = list(PEER_RECIPES) if args.gpu or args.quick else [r for r in PEER_RECIPES if r != "mokd"]
-    if args.quick:
+    if args.workers is None:
+        args.workers = 0 if args.quick else min(8, os.cpu_count() or 1) if args.gpu else 1
+    args.table_seeds = list(args.seeds)  # what a probe projects for
+    if args.quick or args.probe:
         args.eval_bank, args.eval_queries, args.seeds = 256, 128, args.seeds[:1]
+    args.probed = []  # --probe: each run's measured rate (per process: run_recipe collects its own)
     return args
 
 
@@ -175,20 +193,31 @@ def setup_for(args: argparse.Namespace, recipe: str) -> Setup:
 
 
 def train_run(args: argparse.Namespace, name: str, **kw: Any) -> Path:
-    """Train (or reuse) ``<out>/<name>``."""
-    out = RunDir(Path(args.out) / name)
-    if out.is_finished():
-        return out.path
+    """Train (or reuse) ``<out>/<name>``; with ``--probe N``, ``<out>/probe/<name>`` for N steps, its rate recorded."""
+    out = RunDir(Path(args.out) / "probe" / name if args.probe else Path(args.out) / name)
     cfg: dict[str, Any] = dict(data="fashion-mnist", data_root=args.data_root, out=str(out.path), device=args.device,
-                               checkpoint_every=100_000, resume=out.checkpoints_dir.is_dir(),
-                               workers=0 if args.quick else 1)
+                               checkpoint_every=100_000, resume=out.checkpoints_dir.is_dir(), workers=args.workers)
     cfg.update(kw)
     if args.quick:
         cfg["max_steps"] = 2
-    started = time.perf_counter()
-    train(TrainConfig(**cfg), progress=False)
-    print(f"  trained {name} in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.probe:
+        cfg["max_steps"], cfg["log_every"] = args.probe, max(1, args.probe // 6)
+    if not out.is_finished():
+        started = time.perf_counter()
+        train(TrainConfig(**cfg), progress=False)
+        print(f"  trained {name} in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.probe and name not in {e["run"] for e in args.probed}:  # a pair of one architecture shares its control
+        args.probed.append(probe_entry(name, out, images=cfg["max_images"] * cfg["epochs"]))
     return out.path
+
+
+def probe_entry(name: str, run: RunDir, images: int) -> dict[str, Any]:
+    """A probed run's rate (the median images/s of its log windows after the first, which holds the warm-up) and
+    the minutes its full budget (``images`` = images × epochs) would take at that rate."""
+    windows = [m["ips"] for m in read_metrics(run.metrics_path) if "ips" in m]
+    ips = statistics.median(windows[1:] or windows)
+    return {"run": name, "ips": ips, "images": images, "minutes": images / ips / 60,
+            "per_seed": re.search(r"-s\d+$", name) is not None}
 
 
 def pair_kwargs(s: Setup, recipe: str, seed: int, peer_weights: str | None) -> dict[str, Any]:
@@ -283,6 +312,7 @@ def peer_start(args: argparse.Namespace, s: Setup) -> str:
 def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = None) -> dict[str, Any]:
     """Train and score one recipe's rows over the seeds; returns its rows, gains and wall time."""
     started = time.perf_counter()
+    args.probed = []
     score = score or Scorer(args)
     s = setup_for(args, recipe)
     cls = get_recipe(recipe)
@@ -361,7 +391,43 @@ def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = Non
                               "spread": max(mean_spread(r.values)[1], mean_spread(ctrl.values)[1]),
                               "paired": [a - b for a, b in zip(r.values, ctrl.values, strict=True)]}
     judged = gains["student"] if recipe != "css" else min(gains.values(), key=lambda g: g["gain"])
+    if args.probe:
+        extra["probe"] = list(args.probed)
     return {"setup": s, "rows": rows, "gains": gains, "judged": judged, "minutes": minutes, **extra}
+
+
+def projected_minutes(probed: list[dict[str, Any]], seeds: int) -> float:
+    """Training minutes of the whole table: each per-seed run × ``seeds``, a shared run (dogo's peer start) once."""
+    return sum(e["minutes"] * (seeds if e["per_seed"] else 1) for e in probed)
+
+
+def render_probe(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
+    n = len(args.table_seeds)
+    lines = [f"Probe: each run of the table trained for {args.probe} steps (seed {args.seeds[0]}); its images/s is the "
+             f"median of its log windows after the first. Projected: training only, for {n} seed(s), scoring not "
+             "included.", "", "| recipe | run | images/s | images of the full run | projected minutes |",
+             "|---|---|---|---|---|"]
+    total = 0.0
+    for recipe, res in results.items():
+        for e in res["probe"]:
+            lines.append(f"| {recipe} | {e['run']} | {e['ips']:.0f} | {e['images']:,} | {e['minutes']:.1f}"
+                         + (f" × {n} seeds |" if e["per_seed"] and n > 1 else " |"))
+        minutes = projected_minutes(res["probe"], n)
+        total += minutes
+        lines.append(f"| {recipe} | **the table's runs** | | | **{minutes:.1f}** |")
+    lines += ["", f"All recipes: **{total:.1f} min** of training "
+                  f"(`python benchmarks/peers.py {' '.join(a for a in sys.argv[1:] if a)}`)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_probe(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    n = len(args.table_seeds)
+    (out / "probe.md").write_text(render_probe(results, args))
+    (out / "probe.json").write_text(json.dumps(
+        {r: {"runs": res["probe"], "projected_minutes": projected_minutes(res["probe"], n), "seeds": n}
+         for r, res in results.items()}, indent=2) + "\n")
+    return out / "probe.md"
 
 
 def render(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
@@ -412,12 +478,16 @@ def main(argv: list[str] | None = None) -> int:
                                  initializer=torch.set_num_threads, initargs=(1,)) as pool:
             futures = {r: pool.submit(run_recipe, args, r) for r in args.recipes}
             results = {r: f.result() for r, f in futures.items()}
-        write_tables(results, args, started)
     else:
         score = Scorer(args)
         for recipe in args.recipes:
             results[recipe] = run_recipe(args, recipe, score)
-            write_tables(results, args, started)  # the table so far, after each recipe
+            if not args.probe:
+                write_tables(results, args, started)  # the table so far, after each recipe
+    if args.probe:
+        print(write_probe(results, args).read_text())
+        return 0
+    write_tables(results, args, started)
     print((Path(args.out) / "peers.md").read_text())
     return 0
 

@@ -8,7 +8,9 @@
 # autocast); (2) training throughput, MV-MR clip-vit-b16 (timm's vit_base_patch16_clip_224, random weights)
 # → resnet50 at 224 px, bf16, live vs cached teacher; (3) the same step with torch.compile; (4) compress
 # export --format onnx, then compress bench --backend ort-cuda (skipped, with the reason, without
-# onnxruntime-gpu). A failed step is a FAIL row, not the end: the table always prints.
+# onnxruntime-gpu); (5) benchmarks/peers.py --probe: the peer tables' training time on this machine,
+# projected from 30 steps of each run (skipped without Fashion-MNIST: ./gpu-data). A failed step is a FAIL
+# row, not the end: the table always prints.
 #
 # Install: the machine's own python (or $PYTHON) with its torch, timm, onnx, onnxruntime, typer and rich;
 # the package goes in without its dependencies, and anything else missing comes from the wheels folder
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --cpu-dry-run) DRY=1 ;;
     --wheels) WHEELS=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (use --cpu-dry-run or --wheels DIR)" >&2; exit 2 ;;
   esac
   shift
@@ -108,6 +110,23 @@ print('; '.join(f\"{r['format']} batch {r['batch']}: p50 {r['p50_ms']:.2f} ms, {
   fi
 else
   row "compress export --format onnx" FAIL "$(tail -1 "$OUT/export.txt" 2>/dev/null || tail -1 "$OUT/distill.txt")"
+fi
+
+# --- 5. the peer methods' table on this machine: every run of it for a few steps, its training time projected
+# from their images/s (the prepared GPU tables take hours; this says which fit a lease). Fashion-MNIST comes
+# from $COMPRESS_DATA, ./gpu-data (its four *-ubyte.gz files, carried to the machine) or the Debian package.
+[ -z "${COMPRESS_DATA:-}" ] && [ -f "$ROOT/gpu-data/train-images-idx3-ubyte.gz" ] && export COMPRESS_DATA=$ROOT/gpu-data
+if [ $DRY = 1 ]; then PROBE=(--quick --probe 3 --recipes dogo --device cpu); else PROBE=(--gpu --device cuda --probe 30); fi
+if ! "$PY" -c "import sys; from compressor.data.datasets import find_fashion_mnist; sys.exit(find_fashion_mnist() is None)"; then
+  row "peers.py --probe (the peer tables' cost here)" SKIP "no Fashion-MNIST: copy its four *-ubyte.gz files to ./gpu-data (docs/gpu.md)"
+elif timeout "${PEERS_PROBE_TIMEOUT:-240}" "$PY" benchmarks/peers.py --out "$OUT/peers-probe" --seeds 3 4 5 "${PROBE[@]}" \
+     > "$OUT/peers-probe.txt" 2>&1; then
+  row "peers.py --probe (the peer tables' cost here)" PASS "$("$PY" -c "
+import json
+res = json.load(open('$OUT/peers-probe/probe.json'))
+print('; '.join(f\"{r} {v['projected_minutes']:.0f} min\" for r, v in res.items()), '(training, 3 seeds; probe.md)')")"
+else
+  row "peers.py --probe (the peer tables' cost here)" FAIL "$(tail -1 "$OUT/peers-probe.txt") (log: $OUT/peers-probe.txt; stopped after ${PEERS_PROBE_TIMEOUT:-240} s at most)"
 fi
 
 echo

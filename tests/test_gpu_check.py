@@ -21,4 +21,6 @@ def test_cpu_dry_run_runs_every_step_and_prints_the_table() -> None:
         assert "PASS" in line and "speed-up" in line and "ceiling (T+S)/S" in line
     assert "PASS" in rows["compress export --format onnx"] and "model" in rows["compress export --format onnx"]
     assert "PASS" in rows["compress bench --backend ort-cpu"] and "p50" in rows["compress bench --backend ort-cpu"]
+    probe = rows["peers.py --probe (the peer tables' cost here)"]  # skips, naming ./gpu-data, without Fashion-MNIST
+    assert ("PASS" in probe and "dogo" in probe and "min" in probe) or ("SKIP" in probe and "gpu-data" in probe)
     assert "FAIL" not in table

@@ -85,3 +85,30 @@ def test_top1_of_a_supervised_run_is_its_classifiers_accuracy(tmp_path: Path) ->
             image, label = test[i][0], test[i][1]
             right += int(recipe.classifier(recipe.student(tf(image)[None])).argmax(1).item() == label)
     assert got == pytest.approx(100 * right / 50, abs=1e-4)
+
+
+@requires_fmnist
+def test_probe_projects_the_tables_training_time_from_each_runs_rate(tmp_path: Path) -> None:
+    """--probe: every run of the table for N steps; minutes = the full run's images / its images/s, × seeds."""
+    import statistics
+
+    out = tmp_path / "probe"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--out", str(out), "--quick",
+                           "--probe", "3", "--recipes", "dogo", "--seeds", "3", "4"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "probe.json").read_text())["dogo"]
+    assert [e["run"] for e in res["runs"]] == ["dogo-peer-start", "dogo-control-s3", "dogo-s3"]
+    total = 0.0
+    for e in res["runs"]:
+        run = out / "probe" / e["run"]
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        assert cfg["max_steps"] == 3
+        rates = [json.loads(line)["ips"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert len(rates) == 3  # a window per step at 3 steps; the first holds the warm-up and is left out
+        assert e["ips"] == pytest.approx(statistics.median(rates[1:]))
+        assert e["minutes"] == pytest.approx(cfg["max_images"] * cfg["epochs"] / e["ips"] / 60)
+        total += e["minutes"] * (1 if e["run"] == "dogo-peer-start" else 2)  # the peer start is shared by the seeds
+    assert res["seeds"] == 2 and res["projected_minutes"] == pytest.approx(total)
+    assert not (out / "dogo-s3").exists() and not (out / "peers.json").exists()  # nothing the table would reuse
+    assert "| dogo | dogo-s3 |" in (out / "probe.md").read_text()
