@@ -416,7 +416,7 @@ def render_probe(results: dict[str, dict[str, Any]], args: argparse.Namespace) -
         total += minutes
         lines.append(f"| {recipe} | **the table's runs** | | | **{minutes:.1f}** |")
     lines += ["", f"All recipes: **{total:.1f} min** of training "
-                  f"(`python benchmarks/peers.py {' '.join(a for a in sys.argv[1:] if a)}`)."]
+                  f"(`python benchmarks/peers.py {' '.join(sys.argv[1:])}`)."]
     return "\n".join(lines) + "\n"
 
 
