@@ -482,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         score = Scorer(args)
         for recipe in args.recipes:
             results[recipe] = run_recipe(args, recipe, score)
-            if not args.probe:
+            if args.probe:  # what was probed so far, after each recipe (a probe stopped by a timeout keeps it)
+                write_probe(results, args)
+            else:
                 write_tables(results, args, started)  # the table so far, after each recipe
     if args.probe:
         print(write_probe(results, args).read_text())

@@ -119,14 +119,20 @@ fi
 if [ $DRY = 1 ]; then PROBE=(--quick --probe 3 --recipes dogo --device cpu); else PROBE=(--gpu --device cuda --probe 30); fi
 if ! "$PY" -c "import sys; from compressor.data.datasets import find_fashion_mnist; sys.exit(find_fashion_mnist() is None)"; then
   row "peers.py --probe (the peer tables' cost here)" SKIP "no Fashion-MNIST: copy its four *-ubyte.gz files to ./gpu-data (docs/gpu.md)"
-elif timeout "${PEERS_PROBE_TIMEOUT:-240}" "$PY" benchmarks/peers.py --out "$OUT/peers-probe" --seeds 3 4 5 "${PROBE[@]}" \
-     > "$OUT/peers-probe.txt" 2>&1; then
-  row "peers.py --probe (the peer tables' cost here)" PASS "$("$PY" -c "
-import json
-res = json.load(open('$OUT/peers-probe/probe.json'))
-print('; '.join(f\"{r} {v['projected_minutes']:.0f} min\" for r, v in res.items()), '(training, 3 seeds; probe.md)')")"
 else
-  row "peers.py --probe (the peer tables' cost here)" FAIL "$(tail -1 "$OUT/peers-probe.txt") (log: $OUT/peers-probe.txt; stopped after ${PEERS_PROBE_TIMEOUT:-240} s at most)"
+  timeout "${PEERS_PROBE_TIMEOUT:-240}" "$PY" benchmarks/peers.py --out "$OUT/peers-probe" --seeds 3 4 5 "${PROBE[@]}" \
+    > "$OUT/peers-probe.txt" 2>&1
+  rc=$?
+  probed=$("$PY" -c "
+import json, pathlib
+p = pathlib.Path('$OUT/peers-probe/probe.json')
+res = json.loads(p.read_text()) if p.is_file() else {}
+print('; '.join(f\"{r} {v['projected_minutes']:.0f} min\" for r, v in res.items()))")
+  if [ $rc = 0 ]; then
+    row "peers.py --probe (the peer tables' cost here)" PASS "$probed (training, 3 seeds; probe.md)"
+  else  # a timeout (124) keeps the recipes probed before it
+    row "peers.py --probe (the peer tables' cost here)" FAIL "exit $rc (124: stopped after ${PEERS_PROBE_TIMEOUT:-240} s); probed: ${probed:-none}; log: $OUT/peers-probe.txt"
+  fi
 fi
 
 echo
