@@ -171,7 +171,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.table_seeds = list(args.seeds)  # what a probe projects for
     if args.quick or args.probe:
         args.eval_bank, args.eval_queries, args.seeds = 256, 128, args.seeds[:1]
-    args.probed = []  # --probe: each run's measured rate (per process: run_recipe collects its own)
     return args
 
 
@@ -312,7 +311,7 @@ def peer_start(args: argparse.Namespace, s: Setup) -> str:
 def run_recipe(args: argparse.Namespace, recipe: str, score: Scorer | None = None) -> dict[str, Any]:
     """Train and score one recipe's rows over the seeds; returns its rows, gains and wall time."""
     started = time.perf_counter()
-    args.probed = []
+    args.probed = []  # --probe: the rate of each run this recipe trains (train_run appends; per process)
     score = score or Scorer(args)
     s = setup_for(args, recipe)
     cls = get_recipe(recipe)
@@ -457,7 +456,7 @@ def render(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_tables(results: dict[str, dict[str, Any]], args: argparse.Namespace, started: float) -> None:
+def write_tables(results: dict[str, dict[str, Any]], args: argparse.Namespace, started: float) -> Path:
     out = Path(args.out)
     text = render(results, args) + f"\nWall time {(time.perf_counter() - started) / 60:.1f} min " \
                                    f"(`python benchmarks/peers.py {' '.join(sys.argv[1:])}`).\n"
@@ -466,31 +465,30 @@ def write_tables(results: dict[str, dict[str, Any]], args: argparse.Namespace, s
         {r: {**res["judged"], "minutes": res["minutes"], "networks": res["gains"],
              **({"target_entropy": res["target_entropy"]} if "target_entropy" in res else {})}
          for r, res in results.items()}, indent=2) + "\n")
+    return out / "peers.md"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+
+    def write(results: dict[str, dict[str, Any]]) -> Path:
+        return write_probe(results, args) if args.probe else write_tables(results, args, started)
+
     results: dict[str, dict[str, Any]] = {}
     if args.jobs > 1:  # one process per recipe, one thread each (on two cores: css and dogo side by side)
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(1,)) as pool:
             futures = {r: pool.submit(run_recipe, args, r) for r in args.recipes}
             results = {r: f.result() for r, f in futures.items()}
+        table = write(results)
     else:
         score = Scorer(args)
-        for recipe in args.recipes:
+        for recipe in args.recipes:  # the table so far, after each recipe (a probe stopped by a timeout keeps it)
             results[recipe] = run_recipe(args, recipe, score)
-            if args.probe:  # what was probed so far, after each recipe (a probe stopped by a timeout keeps it)
-                write_probe(results, args)
-            else:
-                write_tables(results, args, started)  # the table so far, after each recipe
-    if args.probe:
-        print(write_probe(results, args).read_text())
-        return 0
-    write_tables(results, args, started)
-    print((Path(args.out) / "peers.md").read_text())
+            table = write(results)
+    print(table.read_text())
     return 0
 
 
