@@ -17,8 +17,9 @@ import numpy as np
 
 from compressor.errors import CompressorError
 from compressor.export import images as img
+from compressor.export.backend import backend_for_file, bench_runtimes, runtime_suffixes
 from compressor.export.env import environment, usable_cores
-from compressor.export.options import BACKENDS, BenchOptions
+from compressor.export.options import BenchOptions
 from compressor.export.report import BenchReport, BenchRow
 from compressor.export.runners import backend_unavailable
 from compressor.registry import unknown_name_message
@@ -26,7 +27,6 @@ from compressor.rundir import RunDir
 
 log = logging.getLogger("compressor")
 
-MODEL_SUFFIXES = {".onnx": ("ort-cpu", "ort-cuda"), ".engine": ("trt",), ".plan": ("trt",), ".xml": ("openvino",)}
 
 
 @dataclass
@@ -47,10 +47,11 @@ def _resolve(target: Path) -> _Target:
                                   "the --out of a finished `compress distill` or an exported file")
         export_dir = RunDir(target).export_dir
         # model.onnx before model.fp16.onnx and model.int8.onnx: fp32 first, as tables usually read
-        files = sorted((p for p in export_dir.glob("*") if p.suffix in MODEL_SUFFIXES and p.is_file()),
+        suffixes = runtime_suffixes()
+        files = sorted((p for p in export_dir.glob("*") if p.suffix in suffixes and p.is_file()),
                        key=lambda p: (p.name.count("."), p.name))
         return _Target(target, files, torch=True)
-    if target.suffix not in MODEL_SUFFIXES:
+    if target.suffix not in runtime_suffixes():
         raise CompressorError(f"cannot bench {target.name}: expected a run directory, a .onnx, an OpenVINO "
                               ".xml or an .engine file")
     run = target.parent.parent
@@ -84,8 +85,8 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
     """Benchmark ``target`` (a run directory or an exported file); see :class:`BenchOptions`."""
     opts = options or BenchOptions()
     for b in opts.backends:
-        if b not in BACKENDS:
-            raise CompressorError(unknown_name_message("backend", b, list(BACKENDS)))
+        if b not in (known := bench_runtimes()):
+            raise CompressorError(unknown_name_message("backend", b, known))
     if not opts.batches or min(opts.batches) < 1:
         raise CompressorError("--batch takes positive batch sizes, e.g. --batch 1,8,32")
     import math
@@ -137,7 +138,7 @@ def _bench(target: str | Path, tgt: _Target, opts: BenchOptions, lock: Any) -> B
     if tgt.torch and "torch" in opts.backends and "torch" not in skipped:
         jobs.append(("torch", None))
     for f in tgt.files:
-        jobs += [(b, f) for b in MODEL_SUFFIXES[f.suffix] if b in opts.backends and b not in skipped]
+        jobs += [(b, f) for b in runtime_suffixes()[f.suffix] if b in opts.backends and b not in skipped]
     if not jobs:
         raise CompressorError(f"nothing to bench in {target} with backends {','.join(opts.backends)} "
                               "(export a model first: `compress export RUN --format onnx`)")
@@ -213,48 +214,37 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
     if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
         size_mb += path.with_suffix(".bin").stat().st_size / 1e6
     params = (sum(p.numel() for p in encoder.parameters()) / 1e6) if encoder is not None else None
-    if backend == "trt":
-        from compressor.export import tensorrt as trt
-
-        rebuild = None
-        run_dir = tgt.run_dir  # a local, so that rebuild() sees it narrowed to Path
-        if run_dir is not None and entry:
-            from compressor.export.exporter import ExportOptions, export_run
-
-            def rebuild() -> dict:
-                profile = entry.get("tensorrt", {}).get("profile", {"min": 1, "opt": 8, "max": 32})
-                opts = ExportOptions(format=entry["format"], bake_preprocess=baked,
-                                     trt_batch=(profile["min"], profile["opt"], profile["max"]))
-                if tgt.lock is not None:  # the export takes the writer's lock: give back this reader's
-                    tgt.lock.release()
-                try:
-                    return export_run(run_dir, opts).entry
-                finally:
-                    if tgt.lock is not None:
-                        tgt.lock.acquire()
-
-        trt_runner = trt.TrtRunner(trt.load_engine(path, entry.get("tensorrt"), rebuild))
-        return trt_runner, entry.get("format", "trt"), entry.get("precision", "fp16"), size_mb, params, baked
-    if backend == "openvino":
-        from compressor.export.openvino import OpenVinoRunner
-
-        if not entry:
-            entry = _metadata_entry(path)
-            baked = bool(entry["input"]["preprocess_baked"]) if entry else False
-        ov_runner = OpenVinoRunner(path, threads=threads)
-        precision = "int8" if entry.get("precision") == "int8" else ov_runner.inference_precision
-        return ov_runner, entry.get("format") or "openvino", precision, size_mb, params, baked
-    from compressor.export.onnx import graph_input, onnx_params, onnx_precision
-    from compressor.export.runners import OrtRunner
-
-    if not entry:
+    if not entry:  # a file without a manifest beside it: its own metadata, if compressor wrote it
         entry = _metadata_entry(path)
-        baked = bool(entry["input"]["preprocess_baked"]) if entry else graph_input(path)[1] == "uint8"
-    if params is None:
+        if entry:
+            baked = bool(entry["input"]["preprocess_baked"])
+        elif path.suffix == ".onnx":
+            from compressor.export.onnx import graph_input
+
+            baked = graph_input(path)[1] == "uint8"
+    if params is None and path.suffix == ".onnx":
+        from compressor.export.onnx import onnx_params
+
         params = onnx_params(path) / 1e6
-    precision = entry.get("precision") or onnx_precision(path)
-    fmt = entry.get("format") or {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}[precision]
-    return OrtRunner(path, backend=backend, threads=threads), fmt, precision, size_mb, params, baked
+    reexport = None
+    run_dir = tgt.run_dir  # a local, so that reexport() sees it narrowed to Path
+    if run_dir is not None:
+        from compressor.export.exporter import ExportOptions, export_run
+
+        def reexport(options: ExportOptions) -> dict:
+            """Rebuild the file from its run (an engine built for another GPU or TensorRT version)."""
+            if tgt.lock is not None:  # the export takes the writer's lock: give back this reader's
+                tgt.lock.release()
+            try:
+                return export_run(run_dir, options).entry
+            finally:
+                if tgt.lock is not None:
+                    tgt.lock.acquire()
+
+    file_backend = backend_for_file(path)
+    assert file_backend is not None  # _resolve keeps only the files of registered backends
+    runner, fmt, precision = file_backend.runner(backend, path, entry, threads=threads, reexport=reexport)
+    return runner, fmt, precision, size_mb, params, baked
 
 
 def _metadata_entry(path: Path) -> dict:

@@ -47,6 +47,11 @@ class ExportOptions:
     data_root: str | None = option(None, "Where to look for fashion-mnist first.")
     strict_fp32: bool = option(False, "openvino: run in fp32 even where the CPU would pick bf16.",
                                flag="--strict-fp32")
+    qad_steps: int | None = option(None, "INT8 formats: quantization-aware distillation first, N steps of NNCF "
+                                         "fake-quantized training toward the fp32 student on the run's images "
+                                         "(writes model.int8.qad.*, resumable from RUN/qad/).")
+    qad_lr: float = option(1e-5, "QAD learning rate (AdamW, cosine decay).")
+    qad_batch_size: int = option(32, "QAD batch size.")
 
 
 # field of ExportOptions → its range; every numeric field appears here (a test checks it).
@@ -56,6 +61,9 @@ EXPORT_RANGES: dict[str, Range] = {
     "check_size": Range(1, 100_000),
     "min_cosine": Range(-1, 1),
     "trt_batch": Range(1, 65_536),
+    "qad_steps": Range(1, 10_000_000, "QAD trains for a positive number of steps"),
+    "qad_lr": Range(1e-12, 1.0),
+    "qad_batch_size": Range(1, 65_536),
 }
 
 
@@ -64,7 +72,7 @@ def check_export_options(opts: ExportOptions) -> None:
     for name, r in EXPORT_RANGES.items():
         value = getattr(opts, name)
         for v in value if isinstance(value, tuple) else (value,):
-            check_range(flag(name), v, r, whole=name != "min_cosine")
+            check_range(flag(name), v, r, whole=name not in ("min_cosine", "qad_lr"))
     if len(opts.trt_batch) != 3 or not opts.trt_batch[0] <= opts.trt_batch[1] <= opts.trt_batch[2]:
         raise CompressorError(f"--trt-batch takes min,opt,max with min ≤ opt ≤ max, not {tuple(opts.trt_batch)}")
 

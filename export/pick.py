@@ -26,13 +26,16 @@ from compressor.utils.io import atomic_write_text
 
 log = logging.getLogger("compressor")
 
-# the formats tried for each target backend, in the order exported
-TARGET_FORMATS: dict[str, tuple[str, ...]] = {
-    "ort-cpu": ("onnx", "onnx-int8"),
-    "openvino": ("openvino", "openvino-int8"),
-    "trt": ("trt-fp16", "trt-int8"),
-    "torch": (),
-}
+PICK_TARGETS = ("ort-cpu", "openvino", "trt", "torch")  # ort-cuda: not a pick target yet
+
+
+def target_formats(target: str) -> tuple[str, ...]:
+    """The formats tried for ``target``, in the order exported: those of the export backend that runs on it
+    (export/backend.py) that pick tries (``Format.pick``); none for ``torch``."""
+    from compressor.export.backend import backend_for_runtime
+
+    owner = backend_for_runtime(target)
+    return tuple(f.name for f in owner.formats if f.pick) if owner is not None else ()
 
 
 @dataclass
@@ -56,6 +59,7 @@ class PickOptions:
     seconds: float = 3.0
     max_train: int = 2000
     max_val: int = 500
+    qad_steps: int | None = None  # where PTQ INT8 is refused, try a QAD variant of this many steps (export/qad.py)
 
 
 @dataclass
@@ -148,10 +152,10 @@ def pick(options: PickOptions) -> PickReport:
     from compressor.export.runners import backend_unavailable
 
     opts = options
-    if opts.backend not in TARGET_FORMATS:
+    if opts.backend not in PICK_TARGETS:
         from compressor.registry import unknown_name_message
 
-        raise CompressorError(unknown_name_message("pick backend", opts.backend, list(TARGET_FORMATS)))
+        raise CompressorError(unknown_name_message("pick backend", opts.backend, list(PICK_TARGETS)))
     if not (math.isfinite(opts.budget_ms) and opts.budget_ms > 0):  # NaN compares false with everything
         raise CompressorError(f"--budget-ms takes a positive number of milliseconds, not {opts.budget_ms}")
     if (reason := backend_unavailable(opts.backend)) is not None:
@@ -192,12 +196,14 @@ def _latency(arch: str, run: Path, opts: PickOptions, threads: int) -> Candidate
         return cand
     data = {"data": opts.data or "synthetic", **({"data_root": opts.data_root} if opts.data_root else {})}
     RunDir(run).write_config(data)
-    for fmt in TARGET_FORMATS[opts.backend]:
+    for fmt in target_formats(opts.backend):
         try:
             export_run(run, ExportOptions(format=fmt, calib_size=opts.calib_size, check_size=opts.check_size,
                                           knn=False))
         except CompressorError as err:  # a format that fails its parity check is not a candidate format
             cand.notes.append(f"{fmt}: {err}")
+            if opts.qad_steps is not None and fmt.endswith("int8"):
+                _try_qad(cand, run, fmt, opts)
     backends = ("torch",) if opts.backend == "torch" else (opts.backend,)
     try:
         rep = bench(run, BenchOptions(backends=backends, batches=(1,), threads=threads, warmup=3,
@@ -210,10 +216,27 @@ def _latency(arch: str, run: Path, opts: PickOptions, threads: int) -> Candidate
         cand.notes.append("nothing benched")
         return cand
     best = min(rows, key=lambda r: r.p50_ms)
-    cand.format, cand.p50_ms, cand.size_mb = best.format, best.p50_ms, best.size_mb
+    qad = bool(best.file and ".qad." in Path(best.file).name)
+    cand.format, cand.p50_ms, cand.size_mb = best.format + (" (QAD)" if qad else ""), best.p50_ms, best.size_mb
     cand.params_m, cand.gflops = best.params_m, best.gflops
     cand.fits = best.p50_ms <= opts.budget_ms
     return cand
+
+
+def _try_qad(cand: Candidate, run: Path, fmt: str, opts: PickOptions) -> None:
+    """PTQ refused ``fmt``: export its QAD variant instead (benched beside the float format), and say so."""
+    from compressor.export.exporter import ExportOptions, export_run
+
+    assert opts.qad_steps is not None
+    try:
+        res = export_run(run, ExportOptions(format=fmt, calib_size=opts.calib_size, check_size=opts.check_size,
+                                            knn=False, qad_steps=opts.qad_steps))
+    except CompressorError as err:
+        cand.notes.append(f"{fmt}: QAD ({opts.qad_steps} steps) refused too: {err}")
+        return
+    cand.notes.append(f"{fmt}: PTQ refused, so a QAD variant was considered ({opts.qad_steps} steps, parity "
+                      f"{res.entry['fidelity']['mean_cosine']:.4f})")
+    log.info("pick: %s %s", cand.arch, cand.notes[-1])
 
 
 def _quality(cand: Candidate, run: Path, opts: PickOptions) -> None:

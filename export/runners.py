@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.export.runtime import ort_available
-
 Step = Callable[[], object]
 
 
@@ -25,16 +23,10 @@ def backend_unavailable(backend: str, *, torch_device: str = "cpu") -> str | Non
         if torch_device == "cuda" and not torch.cuda.is_available():
             return "--torch-device cuda asked for but no CUDA GPU is visible"
         return None
-    if backend in ("ort-cpu", "ort-cuda"):
-        return ort_available(backend)
-    if backend == "trt":
-        from compressor.export.tensorrt import trt_unavailable
+    from compressor.export.backend import backend_for_runtime
 
-        return trt_unavailable()
-    if backend == "openvino":
-        from compressor.export.openvino import openvino_unavailable
-
-        return openvino_unavailable()
+    if (owner := backend_for_runtime(backend)) is not None:  # the export backend whose files this runtime runs
+        return owner.runtime_unavailable(backend)
     raise ValueError(backend)
 
 

@@ -134,6 +134,10 @@ def export_timm(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple
         raise CompressorError(f"{run_dir}'s student has the small-input stem (--stem small, or auto below 96 px), "
                               "which timm's loader does not rebuild; export it with --format onnx, or distil "
                               "with --stem imagenet for a timm folder")
+    if meta.get("pruned"):  # timm.create_model builds the full widths; the pruned weights do not fit them
+        raise CompressorError(f"{run_dir}'s student is pruned (`compress prune`), and timm's loader rebuilds only "
+                              "unpruned networks (a pruned one rebuilds through compressor's load_encoder); "
+                              "export it with --format onnx or openvino")
     rd = RunDir(run_dir)
     cfg = rd.read_config() if rd.config_path.is_file() else {}
     base = Path(out_dir) if out_dir else run_dir / "export"

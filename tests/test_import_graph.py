@@ -5,7 +5,8 @@ the core (models, data, engine incl. the recipe contract, eval, losses, utils, r
 errors, rundir, manifest) ← the plug-ins (``recipes/`` and ``export/``, installed as ``compressor.recipes``
 and ``compressor.export``) ← the application (``compressor.cli``, ``compressor.pipeline``, the demo,
 ``compressor.plugins``, the Python API ``compressor.api`` and ``__main__``, which wire training, export
-and bench together; the package's ``__init__`` only names the API, lazily). Folders import
+and bench together, ``compressor.prune``, which reads a run's images through the export package's loader; the
+package's ``__init__`` only names the API, lazily). Folders import
 each other without a loop, so a drawing by folder has every arrow pointing down.
 """
 
@@ -20,7 +21,7 @@ FOLDERS = {"compressor": ROOT / "compressor", "compressor.recipes": ROOT / "reci
 PLUGINS = ("compressor.recipes", "compressor.export")
 # The pipeline and the demo orchestrate training, export and bench, so they sit with the application.
 APP = ("compressor.cli", "compressor.plugins", "compressor.demo", "compressor.demo_deploy", "compressor.pipeline",
-       "compressor.api", "compressor.__main__")
+       "compressor.api", "compressor.__main__", "compressor.prune")
 
 
 def _modules() -> dict[str, Path]:

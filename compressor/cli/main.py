@@ -13,7 +13,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from compressor import __version__
-from compressor.cli import bench, cache, data, demo, distill, embed, eval, export, list_cmd, pick, report, run
+from compressor.cli import bench, cache, data, demo, distill, embed, eval, export, list_cmd, pick, prune, report, run
 from compressor.errors import CompressorError
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.command("list")(list_cmd.list_cmd)
 app.command("demo")(demo.demo)
 app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run.run_cmd)
 app.command("report")(report.report_cmd)
+app.command("prune")(prune.prune_cmd)
 app.add_typer(cache.cache_app, name="cache")
 app.add_typer(data.data_app, name="data")
 

@@ -26,6 +26,9 @@ def pick_cmd(
                                                     "teacher, simclr without).")] = None,
     steps: Annotated[int, typer.Option(min=1, help="Steps of each short distillation.")] = 50,
     iters: Annotated[int, typer.Option(min=1, help="Timed calls per candidate (at most; 3 s each at most).")] = 20,
+    qad_steps: Annotated[int | None, typer.Option(
+        min=1, help="Where a candidate's PTQ INT8 is refused, consider its QAD variant (this many steps of "
+                    "quantization-aware distillation; needs the openvino extra's NNCF).")] = None,
     out: Annotated[Path, typer.Option(help="Working folder; pick.json and pick.png are written here.")] = Path(
         "runs/pick"),
     plot: Annotated[bool, typer.Option(help="Write OUT/pick.png (needs matplotlib).")] = True,
@@ -39,7 +42,7 @@ def pick_cmd(
     setup_logging()
     opts = PickOptions(budget_ms=budget_ms, backend=backend, threads=threads, image_size=image_size, out=out,
                        data=data, data_root=data_root, teacher=teacher, teacher_weights=teacher_weights,
-                       recipe=recipe, steps=steps, iters=iters)
+                       recipe=recipe, steps=steps, iters=iters, qad_steps=qad_steps)
     if candidates:
         opts.candidates = tuple(c.strip() for c in candidates.split(",") if c.strip())
     with Console().status("benching candidates"):

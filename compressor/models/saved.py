@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from compressor.errors import CompressorError
 from compressor.models.encoder import Encoder, InputSpec
+from compressor.models.resize import fit_to_state_dict
 from compressor.models.students import create_timm_backbone
 from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write, check_regular_file
@@ -99,6 +100,8 @@ def load_encoder(run_dir: str | Path, name: str = "student") -> Encoder:
         state = load_file(str(weights))
     except Exception as err:  # safetensors raises several types for truncated/corrupt files
         raise CompressorError(f"{weights} is corrupt ({err}); re-run `compress distill` into a new --out") from err
+    if meta.get("pruned"):  # channels removed by `compress prune`: the layers take the file's shapes
+        fit_to_state_dict(backbone, state)
     try:
         backbone.load_state_dict(state, strict=True)
     except RuntimeError as err:

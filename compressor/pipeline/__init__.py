@@ -1,4 +1,4 @@
-"""``compress run``: distill → eval → export → bench → report, each stage skipped when it is current.
+"""``compress run``: distill → (prune) → eval → export → bench → report, each stage skipped when it is current.
 
 The library API is :func:`run_pipeline`; the CLI (``compressor/cli/run.py``) only parses flags into it.
 
@@ -88,7 +88,7 @@ def run_pipeline(config: str | Path | dict[str, Any], *, overrides: dict[str, An
     ctx = Context(train=train, pipe=pipe, run_dir=run_dir, state=PipelineState(run_dir), progress=progress)
     result = PipelineResult(run_dir)
     for name, stage in STAGES.items():
-        if name not in selected:
+        if name not in selected or not stage.enabled(ctx):
             continue
         ctx.force = name in forced
         key = stage.key(ctx)

@@ -50,6 +50,9 @@ class PipelineConfig:
     bench_iters: int = 50  # timed calls per measurement, at most
     bench_warmup: int = 5
     threads: int | None = None  # CPU threads for bench (default: every usable core)
+    qad_steps: int | None = None  # INT8 formats by quantization-aware distillation (N steps) instead of PTQ
+    prune_ratio: float | None = None  # a `prune` stage: remove this fraction of channels into RUN/pruned/
+    prune_steps: int = 300  # the pruned student's recovery distillation, in steps
 
     def section(self, *names: str) -> dict[str, Any]:
         """The fields a stage depends on, for its hash."""
@@ -61,7 +64,7 @@ PIPELINE_FIELDS = {f.name: f for f in dataclasses.fields(PipelineConfig)}
 
 # `--quick`: the smallest sizes that still exercise every stage (smoke tests, trying a config out).
 QUICK = {"eval_max_train": 64, "eval_max_val": 32, "calib_size": 16, "check_size": 16, "bench_batches": [1],
-         "bench_seconds": 0.2, "bench_iters": 5, "bench_warmup": 1}
+         "bench_seconds": 0.2, "bench_iters": 5, "bench_warmup": 1, "prune_steps": 2}
 
 
 def _unknown(key: str, known, where: str) -> CompressorError:
@@ -76,6 +79,10 @@ def pipeline_config(values: dict[str, Any], where: str) -> PipelineConfig:
         if name not in PIPELINE_FIELDS:
             raise _unknown(name, PIPELINE_FIELDS, f"pipeline key in {where}:")
         out[name] = _check(name, value, where)
+    if out.get("prune_ratio") is not None:
+        from compressor.prune import check_ratio
+
+        check_ratio(out["prune_ratio"])  # before any stage runs, not after the distillation
     return dataclasses.replace(PipelineConfig(), **out)
 
 
@@ -103,7 +110,7 @@ def _check(name: str, value: Any, where: str) -> Any:
 
 
 # The smallest accepted value of each numeric pipeline key (sizes, counts, seconds); 1 for the others.
-PIPELINE_LOW: dict[str, float] = {"bench_warmup": 0, "bench_seconds": 1e-3}
+PIPELINE_LOW: dict[str, float] = {"bench_warmup": 0, "bench_seconds": 1e-3, "prune_ratio": 1e-6}
 
 
 def _check_low(name: str, value: float, where: str) -> None:

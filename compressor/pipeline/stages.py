@@ -1,4 +1,9 @@
-"""The stages of ``compress run``, in order: distill → eval → export → bench → report.
+"""The stages of ``compress run``, in order: distill → prune → eval → export → bench → report.
+
+``prune`` runs only with ``pipeline: {prune_ratio: R}``: it writes the pruned student as a run of its own in
+``RUN/pruned/``, which eval (``eval.json``'s ``pruned`` block), export and bench (``RUN/pruned/bench.json``)
+then treat beside the student. ``pipeline: {qad_steps: N}`` makes export write every INT8 format by
+quantization-aware distillation instead of post-training quantization.
 
 Each stage has a key (:mod:`compressor.pipeline.state`): its configuration and the digests of the files
 it reads. It writes its outputs atomically at its end, so an interrupted stage simply runs again;
@@ -22,6 +27,8 @@ from compressor.rundir import RunDir
 from compressor.utils.io import atomic_write_text
 
 log = logging.getLogger("compressor")
+
+PRUNED = "pruned"  # RUN/pruned/: the prune stage's run
 
 
 @dataclass
@@ -53,6 +60,12 @@ class Context:
         return {"teacher": self.train.teacher, "weights": self.train.teacher_weights,
                 "size": self.train.teacher_image_size,
                 "digest": file_digest(RunDir(t).weights_path()) if t else None}
+
+    @property
+    def pruned_dir(self) -> Path | None:
+        """``RUN/pruned`` when the pipeline prunes and the prune stage has written it, else ``None``."""
+        path = self.run_dir / PRUNED
+        return path if self.pipe.prune_ratio is not None and RunDir(path).is_finished() else None
 
     def needs_student(self, stage: str) -> None:
         if not self.run.is_finished():
@@ -93,11 +106,32 @@ def run_distill(ctx: Context, key: str) -> None:
     train(cfg, progress=ctx.progress)
 
 
+# -- prune ----------------------------------------------------------------------------------------------
+def prune_key(ctx: Context) -> str:
+    return stage_key(pipe=ctx.pipe.section("prune_ratio", "prune_steps"), student=ctx.student_digest)
+
+
+def run_prune(ctx: Context, key: str) -> None:
+    """``compress prune RUN --ratio R --steps N --out RUN/pruned`` (nothing without ``prune_ratio``)."""
+    import shutil
+
+    from compressor.prune import prune_run
+
+    out = ctx.run_dir / PRUNED
+    assert ctx.pipe.prune_ratio is not None  # the stage is enabled only then
+    ctx.needs_student("prune")
+    if out.exists() and (ctx.force or ctx.state.started_with("prune") != key):
+        shutil.rmtree(out)  # the pruned run of an earlier student or ratio: derived, so rebuilt, not kept
+    ctx.state.start("prune", key)
+    prune_run(ctx.run_dir, out, ratio=ctx.pipe.prune_ratio, steps=ctx.pipe.prune_steps)
+
+
 # -- eval -----------------------------------------------------------------------------------------------
 def eval_key(ctx: Context) -> str:
+    pruned = ctx.pruned_dir
     return stage_key(pipe=ctx.pipe.section("eval_max_train", "eval_max_val", "linear", "teacher"),
                      student=ctx.student_digest, data=[ctx.train.data, ctx.train.data_root],
-                     teacher=ctx.teacher_id())
+                     teacher=ctx.teacher_id(), pruned=file_digest(RunDir(pruned).weights_path()) if pruned else None)
 
 
 def run_eval(ctx: Context, key: str) -> None:
@@ -118,6 +152,10 @@ def run_eval(ctx: Context, key: str) -> None:
     out = knn(load_encoder(ctx.run_dir))
     if pc.teacher and tc.teachers():
         out["teacher"] = {"name": tc.teachers()[0], **knn(build_teachers(tc)[0])}
+    if (pruned := ctx.pruned_dir) is not None:
+        out["pruned"] = {"run": str(pruned), "ratio": ctx.pipe.prune_ratio, **knn(load_encoder(pruned))}
+        RunDir(pruned).eval_path.write_text(json.dumps({k: v for k, v in out["pruned"].items()
+                                                        if k not in ("run", "ratio")}, indent=2) + "\n")
     path = ctx.run.eval_path
     if path.is_file():  # a quality table added by the demo stays
         quality = json.loads(path.read_text()).get("quality")
@@ -130,17 +168,20 @@ def run_eval(ctx: Context, key: str) -> None:
 
 # -- export ---------------------------------------------------------------------------------------------
 def export_key(ctx: Context) -> str:
-    return stage_key(pipe=ctx.pipe.section("export", "calib_size", "check_size", "teacher"),
+    pruned = ctx.pruned_dir
+    return stage_key(pipe=ctx.pipe.section("export", "calib_size", "check_size", "teacher", "qad_steps"),
                      student=ctx.student_digest, data=[ctx.train.data, ctx.train.data_root],
-                     teacher=ctx.teacher_id())
+                     teacher=ctx.teacher_id(), pruned=file_digest(RunDir(pruned).weights_path()) if pruned else None)
 
 
 def run_export(ctx: Context, key: str) -> None:
-    """Each format of the student, and of the teacher when it is a run of ours (for its INT8 rows)."""
+    """Each format of the student (and of the pruned student), and of the teacher when it is a run of ours (for
+    its INT8 rows). With ``qad_steps`` the INT8 formats are trained by QAD rather than calibrated."""
     from compressor.export.exporter import ExportOptions, export_run, file_name
+    from compressor.export.qad import SCHEMES
 
     ctx.needs_student("export")
-    runs = [ctx.run_dir]
+    runs = [ctx.run_dir, *([ctx.pruned_dir] if ctx.pruned_dir else [])]
     teacher = ctx.teacher_run()
     if ctx.pipe.teacher and teacher is not None:
         runs.append(teacher)
@@ -148,11 +189,12 @@ def run_export(ctx: Context, key: str) -> None:
     for run in runs:
         for fmt in ctx.pipe.export:
             fkey = stage_key(stage=key, run=str(run), format=fmt)
-            exists = (RunDir(run).export_dir / file_name(fmt, baked=False)).is_file()
+            qad = ctx.pipe.qad_steps if fmt in SCHEMES and run != teacher else None
+            exists = (RunDir(run).export_dir / file_name(fmt, baked=False, qad=qad is not None)).is_file()
             if done.get(f"{run}:{fmt}") == fkey and exists and not ctx.force:  # done before an interruption
                 continue
             opts = ExportOptions(format=fmt, calib_size=ctx.pipe.calib_size, check_size=ctx.pipe.check_size,
-                                 data=ctx.train.data, data_root=ctx.train.data_root)
+                                 data=ctx.train.data, data_root=ctx.train.data_root, qad_steps=qad)
             res = export_run(run, opts)
             log.info("exported %s", res.path)
             done[f"{run}:{fmt}"] = fkey
@@ -172,9 +214,11 @@ def _bench_options(ctx: Context):
 
 def bench_key(ctx: Context) -> str:
     teacher = ctx.teacher_run()
+    pruned = ctx.pruned_dir
     return stage_key(pipe=ctx.pipe.section("bench_backends", "bench_batches", "bench_seconds", "bench_iters",
                                            "bench_warmup", "threads", "teacher"),
                      student=ctx.student_digest, manifest=file_digest(ctx.run.manifest_path),
+                     pruned_manifest=file_digest(RunDir(pruned).manifest_path) if pruned else None,
                      teacher=ctx.teacher_id(),
                      teacher_manifest=file_digest(RunDir(teacher).manifest_path) if teacher else None)
 
@@ -185,6 +229,8 @@ def run_bench(ctx: Context, key: str) -> None:
     ctx.needs_student("bench")
     opts = _bench_options(ctx)
     bench(ctx.run_dir, opts).to_json(ctx.run.bench_path)
+    if (pruned := ctx.pruned_dir) is not None:
+        bench(pruned, opts).to_json(RunDir(pruned).bench_path)
     teacher_path = ctx.run.teacher_bench_path
     if not (ctx.pipe.teacher and ctx.train.teachers()):
         teacher_path.unlink(missing_ok=True)
@@ -220,10 +266,13 @@ class Stage:
     key: Callable[[Context], str]
     run: Callable[[Context, str], None]
     outputs: Callable[[RunDir], tuple[Path, ...]]  # files that must exist for the stage to count as current
+    enabled: Callable[[Context], bool] = lambda ctx: True  # a stage the config does not ask for is not listed
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("distill", distill_key, run_distill, lambda r: (r.meta_path(), r.weights_path())),
+    Stage("prune", prune_key, run_prune, lambda r: (RunDir(r.path / PRUNED).meta_path(),),
+          enabled=lambda ctx: ctx.pipe.prune_ratio is not None),
     Stage("eval", eval_key, run_eval, lambda r: (r.eval_path,)),
     Stage("export", export_key, run_export, lambda r: ()),  # each format checks its own file
     Stage("bench", bench_key, run_bench, lambda r: (r.bench_path,)),

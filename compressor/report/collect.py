@@ -89,14 +89,14 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _fidelity_of(file: str | None) -> dict[str, Any]:
-    """The export manifest's fidelity block of an exported file (empty for the PyTorch model)."""
+def _entry_of(file: str | None) -> dict[str, Any]:
+    """The export manifest's entry of an exported file (empty for the PyTorch model)."""
     if not file:
         return {}
     from compressor.manifest import manifest_entry
 
     try:
-        return (manifest_entry(file) or {}).get("fidelity", {})
+        return manifest_entry(file) or {}
     except CompressorError:
         return {}
 
@@ -106,14 +106,16 @@ def _deploy_rows(bench: dict[str, Any] | None, model: str, knn: float | None) ->
     where the delta is beyond the check's noise: quantisation never reads as a gain the check cannot show."""
     rows = []
     for r in (bench or {}).get("results", []):
-        fid = _fidelity_of(r.get("file"))
+        entry = _entry_of(r.get("file"))
+        fid = entry.get("fidelity", {})
         delta = None
         if "knn_top1_int8" in fid and "knn_top1_fp32" in fid:
             delta = fid["knn_top1_int8"] - fid["knn_top1_fp32"]
         elif r.get("precision") == "fp32":
             delta = 0.0  # the same weights in the same precision: kNN is the fp32 model's
         row = DeployRow(
-            model=model, backend=r["backend"], format=r["format"], precision=r["precision"], batch=r["batch"],
+            model=model, backend=r["backend"], format=r["format"] + (" (QAD)" if "qad" in entry else ""),
+            precision=r["precision"], batch=r["batch"],
             size_mb=r.get("size_mb"), params_m=r.get("params_m"), p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
             img_s=r["throughput_ips"], cosine=r.get("cosine_vs_torch"), knn_delta=delta, knn=None,
             knn_noise=fid.get("knn_delta_noise"))

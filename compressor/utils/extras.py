@@ -10,6 +10,7 @@ module                  extra          what needs it
 ``matplotlib``          ``report``     the report's plots, ``bench --plot``, ``pick --plot``
 ``tensorboard``         ``tensorboard``  TensorBoard event files beside ``metrics.jsonl``
 ``openvino``, ``nncf``  ``openvino``   ``--format openvino|openvino-int8``, ``--backend openvino``
+``torch_pruning``       ``prune``      ``compress prune`` (a pruned run loads and exports without it)
 ======================  =============  ==========================================================
 
 ``make`` and CI install every extra (``pip install -c constraints.txt -e '.[all,dev]'``).
@@ -30,6 +31,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tensorboard": ("tensorboard", "tensorboard"),
     "openvino": ("openvino", "openvino"),
     "nncf": ("openvino", "nncf"),
+    "torch_pruning": ("prune", "torch-pruning"),
 }
 
 

@@ -17,12 +17,12 @@ from rich.progress import (
 T = TypeVar("T")
 
 
-def make_progress(*extra: str) -> Progress:
-    """A progress bar with the given extra fields shown as ``{task.fields[name]}``."""
+def make_progress(*extra: str, disable: bool = False) -> Progress:
+    """A progress bar with the given extra fields shown as ``{task.fields[name]}`` (``disable``: draw nothing)."""
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     cols += [TextColumn(f"{{task.fields[{f}]}}") for f in extra]
     cols += [TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    return Progress(*cols, transient=False)
+    return Progress(*cols, transient=False, disable=disable)
 
 
 def track(items: Iterable[T], *, description: str, total: int | None = None) -> Iterator[T]:

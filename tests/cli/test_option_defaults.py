@@ -17,7 +17,8 @@ EXPORT = {"format": ("format", None), "out_dir": ("out_dir", None), "opset": ("o
           "min_cosine": ("min_cosine", None), "check_size": ("check_size", None), "knn": ("knn", None),
           "int8_exclude": ("int8_exclude", lambda v: tuple(v or ())), "reduce_range": ("reduce_range", None),
           "trt_batch": ("trt_batch", lambda v: parse_ints(v, "--trt-batch")), "data": ("data", None),
-          "data_root": ("data_root", None), "strict_fp32": ("strict_fp32", None)}
+          "data_root": ("data_root", None), "strict_fp32": ("strict_fp32", None),
+          "qad_steps": ("qad_steps", None), "qad_lr": ("qad_lr", None), "qad_batch_size": ("qad_batch_size", None)}
 BENCH = {"backend": ("backends", lambda v: tuple(v.split(","))), "batch": ("batches", lambda v: parse_ints(v, "-")),
          "threads": ("threads", None), "warmup": ("warmup", None), "iters": ("iters", None),
          "seconds": ("seconds", None), "compile": ("compile", None), "torch_device": ("torch_device", None),
