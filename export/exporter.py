@@ -145,7 +145,7 @@ def _export_locked(run_dir: Path, out_dir: Path, opts: ExportOptions) -> ExportR
 
 def _train_qad(encoder: Encoder, run_dir: Path, opts: ExportOptions, data: str, root: str | None) -> Qad:
     """QAD for ``opts.format`` (export/qad.py): quantizer ranges set on the calibration images, then
-    ``--qad-steps`` steps toward the fp32 student, resumable from ``RUN/qad/<format>.pt``."""
+    ``--qad-steps`` steps toward the fp32 student, resumable from ``RUN/qad/<scheme>.pt``."""
     from compressor.export import qad
 
     assert opts.qad_steps is not None
@@ -154,9 +154,10 @@ def _train_qad(encoder: Encoder, run_dir: Path, opts: ExportOptions, data: str, 
     pool = qad.training_pool(encoder, data, root, config)
     log.info("QAD for %s: %d steps of batch %d on %d training images of %s (NNCF fake quantization, target: "
              "the fp32 student)", opts.format, config.steps, config.batch_size, len(pool), data)
-    checkpoint = run_dir / qad.QAD_DIR / f"{opts.format}.pt"
+    checkpoint = run_dir / qad.QAD_DIR / f"{qad.SCHEMES[opts.format].name}.pt"  # shared by formats of one scheme
     qenc, record = qad.train_qad(encoder, opts.format, calib.images, pool, config, checkpoint=checkpoint,
-                                 source=str(run_dir))
+                                 source=str(run_dir),
+                                 source_digest=file_record(RunDir(run_dir).weights_path())["sha256"])
     record.update(calib_data=calib.source, calib_sample=calib.sample)
     return Qad(qenc, record)
 

@@ -49,7 +49,8 @@ class ExportOptions:
                                flag="--strict-fp32")
     qad_steps: int | None = option(None, "INT8 formats: quantization-aware distillation first, N steps of NNCF "
                                          "fake-quantized training toward the fp32 student on the run's images "
-                                         "(writes model.int8.qad.*, resumable from RUN/qad/).")
+                                         "(writes model.int8.qad.*, resumable from RUN/qad/; onnx-int8 and "
+                                         "openvino-int8 share one training).")
     qad_lr: float = option(1e-5, "QAD learning rate (AdamW, cosine decay).")
     qad_batch_size: int = option(32, "QAD batch size.")
 

@@ -21,10 +21,13 @@ mobilenetv3_large_100 at 128 px (docs/export.md, "Which compression"):
   ``BatchNormAct2d`` and its fake-quantized graph failed ``torch.onnx.export`` here; torchao's PT2E and
   ModelOpt are not installed in any extra and would add a second quantization stack.
 
-Schemes, one per target (``SCHEMES``): ``onnx-int8`` trains NNCF's ``mixed`` preset (uint8 asymmetric
-activations × int8 per-channel symmetric weights: ORT's fast U8S8 kernels); ``openvino-int8`` NNCF's
-default ``performance`` preset; ``trt-int8`` ``performance`` with every activation forced signed (TensorRT
-takes only int8 symmetric Q/DQ).
+Schemes (``SCHEMES``): ``onnx-int8`` and ``openvino-int8`` train NNCF's ``mixed`` preset (asymmetric 8-bit
+activations × int8 per-channel symmetric weights: ORT's U8S8 kernels, and what NNCF advises for non-ReLU
+activations such as SiLU and HardSwish), so one QAD run serves both (``RUN/qad/mixed.pt``), written as Q/DQ
+for ORT and as FakeQuantize for OpenVINO. Measured on efficientnet_b0 (docs/benchmarks.md): with NNCF's
+default ``performance`` preset (symmetric activations) the OpenVINO QAD IR reached 0.972 mean cosine, with
+``mixed`` 0.989 from the same number of steps. ``trt-int8`` trains ``performance`` with every activation
+forced signed (TensorRT takes only int8 symmetric Q/DQ), ``RUN/qad/signed.pt``.
 
 BatchNorm is folded into the preceding convolution before the quantizers go in
 (:func:`fold_batchnorm`): the deployed graph has no BatchNorm (ORT and OpenVINO fold it), so the weights
@@ -54,13 +57,14 @@ from compressor.models.encoder import Encoder
 
 log = logging.getLogger("compressor")
 
-QAD_DIR = "qad"  # RUN/qad/<format>.pt: the resumable QAD checkpoint of each scheme
+QAD_DIR = "qad"  # RUN/qad/<scheme>.pt: the resumable QAD checkpoint of each scheme (Scheme.name)
 
 
 @dataclass(frozen=True)
 class Scheme:
     """How one INT8 target is fake-quantized during QAD and written afterwards."""
 
+    name: str  # the QAD checkpoint's name, RUN/qad/<name>.pt: formats with the same scheme share one training
     preset: str  # NNCF QuantizationPreset: "mixed" (asymmetric activations) or "performance" (symmetric)
     signed_activations: bool  # force int8 activations (TensorRT)
     onnx_mode: str  # "qdq": ONNX Q/DQ pairs; "fake_quantize": OpenVINO's FakeQuantize, for openvino.convert_model
@@ -69,10 +73,9 @@ class Scheme:
 
 
 SCHEMES: dict[str, Scheme] = {
-    "onnx-int8": Scheme("mixed", False, "qdq", "uint8 (per-tensor, asymmetric)"),
-    "openvino-int8": Scheme("performance", False, "fake_quantize",
-                            "8-bit (per-tensor, symmetric; unsigned after ReLU)"),
-    "trt-int8": Scheme("performance", True, "qdq", "int8 (per-tensor, symmetric)"),
+    "onnx-int8": Scheme("mixed", "mixed", False, "qdq", "uint8 (per-tensor, asymmetric)"),
+    "openvino-int8": Scheme("mixed", "mixed", False, "fake_quantize", "uint8 (per-tensor, asymmetric)"),
+    "trt-int8": Scheme("signed", "performance", True, "qdq", "int8 (per-tensor, symmetric)"),
 }
 
 
@@ -220,17 +223,21 @@ def _quantizers(model: nn.Module) -> list[Any]:
 
 
 def train_qad(encoder: Encoder, fmt: str, calib: np.ndarray, pool: np.ndarray, config: QadConfig, *,
-              checkpoint: Path | None, source: str) -> tuple[Encoder, dict]:
+              checkpoint: Path | None, source: str, source_digest: str | None = None) -> tuple[Encoder, dict]:
     """Insert the quantizers and distill toward the fp32 ``encoder`` for ``config.steps`` steps
-    (resumable through ``checkpoint``); returns the fake-quantized encoder and the manifest's ``qad`` block."""
+    (resumable through ``checkpoint``); returns the fake-quantized encoder and the manifest's ``qad`` block.
+
+    ``source_digest`` (the student weights' SHA-256) is part of the checkpoint's key: a student trained
+    again in the same folder never resumes the QAD of the one before."""
     check_qad(fmt)
     config.finetune().check("--qad-steps")
     qenc, facts = insert_quantizers(encoder, fmt, calib)
-    key = {"job": "qad", "format": fmt, "source": source, "scheme": SCHEMES[fmt].preset}
+    key = {"job": "qad", "scheme": SCHEMES[fmt].name, "source": source, "weights": source_digest,
+           "calib_images": len(calib)}
     with _quiet():
         record = distill_to_reference(qenc, encoder, pool, config.finetune(), key=key, checkpoint=checkpoint,
                                       description=f"QAD {fmt}")
-    return qenc, {**facts, **record, "target": f"the fp32 student of {source}"}
+    return qenc, {**facts, **record, "scheme": SCHEMES[fmt].name, "target": f"the fp32 student of {source}"}
 
 
 def write_onnx(qenc: Encoder, fmt: str, path: Path, *, opset: int, bake_preprocess: bool) -> dict:
