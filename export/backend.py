@@ -67,6 +67,10 @@ class ExportBackend(ABC):
     def export(self, job: ExportJob) -> dict:
         """Write ``job.work / job.name`` (and its :meth:`sidecars`), check it, return its manifest facts."""
 
+    def format(self, name: str) -> Format:
+        """This backend's :class:`Format` called ``name``."""
+        return next(f for f in self.formats if f.name == name)
+
     def sidecars(self, name: str) -> tuple[str, ...]:
         """Files beside ``name`` that belong to it (an OpenVINO IR's ``.bin``), moved and recorded with it."""
         return ()

@@ -49,7 +49,7 @@ class OnnxRuntimeBackend(ExportBackend):
                 convert_fp16(fp32, path)
             else:
                 extra = job.quantize(fp32, path)
-        precision = next(f.precision for f in self.formats if f.name == fmt)
+        precision = self.format(fmt).precision
         write_onnx_metadata(path, contract(facts["input"], embed_dim=job.encoder.embed_dim, arch=job.encoder.arch,
                                            fmt=fmt, precision=precision, opset=opts.opset))
         session = make_session(path)

@@ -45,7 +45,7 @@ class OpenVinoBackend(ExportBackend):
         fmt, opts = job.opts.format, job.opts
         source = job.work / "fp32.onnx"
         facts = job.fp32_onnx(source)
-        precision = next(f.precision for f in self.formats if f.name == fmt)
+        precision = self.format(fmt).precision
         props = contract(facts["input"], embed_dim=job.encoder.embed_dim, arch=job.encoder.arch, fmt=fmt,
                          precision=precision, opset=opts.opset)
         extra: dict = {}

@@ -48,7 +48,7 @@ class TensorRtBackend(ExportBackend):
             source = job.work / "qdq.onnx"
             extra = job.quantize(fp32, source, for_tensorrt=True)
         inputs = job.graph_inputs(job.check.images)
-        precision = next(f.precision for f in self.formats if f.name == fmt)
+        precision = self.format(fmt).precision
         block = trt.build_engine(source, job.path, precision=precision, image_shape=inputs.shape[1:],
                                  batch=opts.trt_batch, timing_cache=job.work / "timing.cache")
         runner = trt.TrtRunner(trt.load_engine(job.path, None))
