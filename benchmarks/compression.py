@@ -30,18 +30,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import build_run
 
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
 from compressor.rundir import RunDir
-
-sys.path.insert(0, str(Path(__file__).parent))
-from cpu_latency import build_run  # noqa: E402  (a sibling script, not a package)
 
 FLOAT = {"ort-cpu": "onnx", "openvino": "openvino"}  # the float format of each runtime
 QAD_FORMATS = ("onnx-int8", "openvino-int8")

@@ -18,92 +18,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from common import build_run, int8_peak, p50_ms, plain_session, time_session
 
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
 from compressor.rundir import RunDir
-
-
-def build_run(run: Path, data: str, *, steps: int = 300, train_size: int = 64, batch: int = 32,
-              arch: str = "resnet50") -> None:
-    """``arch`` (ResNet-50 here; deploy_latency.py passes others) trained briefly on ``data``: supervised,
-    ``steps`` SGD steps at ``train_size`` px.
-
-    No pretrained weights can be downloaded here, and random weights are a poor stand-in for a trained
-    student: a randomly initialised deep ResNet amplifies any perturbation layer after layer, so its INT8
-    error says more about the random init than about quantisation. A few hundred steps give weights with
-    a trained network's structure. BatchNorm statistics are then re-estimated at 224 px, the size that
-    is exported and timed.
-    """
-    from compressor.export.images import load_images
-    from compressor.models.encoder import InputSpec
-    from compressor.models.saved import save_encoder
-    from compressor.models.students import build_student
-
-    torch.manual_seed(0)
-    enc = build_student(arch, image_size=224)
-    small = InputSpec(train_size, enc.spec.mean, enc.spec.std)
-    train = load_images(data, small, steps * batch, split="train")
-    x, y = torch.from_numpy(train.images), torch.from_numpy(train.labels)
-    head = torch.nn.Linear(enc.embed_dim, int(y.max()) + 1)
-    params = list(enc.parameters()) + list(head.parameters())
-    opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-5)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=steps, pct_start=0.1)
-    enc.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(x), (batch,))
-        xb = x[idx].flip(3) if step % 2 else x[idx]  # horizontal flip on every other batch
-        loss = torch.nn.functional.cross_entropy(head(enc(xb)), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 50 == 0 or step == steps - 1:
-            print(f"  train step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
-    for m in enc.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over all batches
-    images = load_images(data, enc.spec, 256, split="train").images
-    with torch.no_grad():
-        for i in range(0, len(images), 32):
-            enc(torch.from_numpy(images[i:i + 32]))
-    enc.eval()
-    save_encoder(enc, run, trained=f"{steps} supervised steps on {data} at {train_size} px (benchmark stand-in)")
-    RunDir(run).write_config({"data": data, "student": arch, "image_size": 224})
-
-
-def plain_session(path: Path, threads: int, level: str = "all"):
-    """A plain ``InferenceSession``: only the thread count and the optimisation level are set."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.graph_optimization_level = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def p50_ms(sess, x: np.ndarray, iters: int, warmup: int = 5) -> float:
-    feed = {sess.get_inputs()[0].name: x}
-    for _ in range(warmup):
-        sess.run(None, feed)
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        sess.run(None, feed)
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
-
-
-def time_session(path: Path, x: np.ndarray, threads: int, iters: int, level: str = "all") -> float:
-    """p50 ms of a plain session on ``x``."""
-    return p50_ms(plain_session(path, threads, level), x, iters, warmup=10)
 
 
 def ablation(run: Path, threads: int, iters: int, calib_n: int, rounds: int = 5) -> list[dict]:
@@ -157,29 +78,6 @@ def ablation(run: Path, threads: int, iters: int, calib_n: int, rounds: int = 5)
                      "max_ms": max(values)})
         print(f"  {rows[-1]['p50_ms']:7.2f} ms  [{min(values):6.2f} .. {max(values):6.2f}]  {name}", flush=True)
     return rows
-
-
-def int8_peak(threads: int, iters: int) -> float:
-    """GMAC/s of one large uint8×int8 1×1 QLinearConv (56×56, 512→512): the INT8 ceiling of this CPU."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    size, cin, cout = 56, 512, 512
-    rng = np.random.default_rng(0)
-    consts = {"xs": np.array(0.05, np.float32), "xz": np.array(128, np.uint8),
-              "w": rng.integers(-127, 128, (cout, cin, 1, 1)).astype(np.int8), "ws": np.full(cout, 0.01, np.float32),
-              "wz": np.zeros(cout, np.int8), "ys": np.array(0.5, np.float32), "yz": np.array(128, np.uint8)}
-    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"])
-    graph = helper.make_graph([node], "peak",
-                              [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, cin, size, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, cout, size, size])],
-                              [numpy_helper.from_array(v, k) for k, v in consts.items()])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "peak.onnx"
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-        x = rng.integers(0, 256, (1, cin, size, size)).astype(np.uint8)
-        ms = time_session(path, x, threads, iters)
-    return size * size * cin * cout / (ms * 1e-3) / 1e9
 
 
 def main() -> None:

@@ -22,17 +22,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from common import build_run, int8_peak
 
 from compressor.export import BenchOptions, ExportOptions, bench, export_run
 from compressor.rundir import RunDir
-
-sys.path.insert(0, str(Path(__file__).parent))
-from cpu_latency import build_run, int8_peak  # noqa: E402  (a sibling script, not a package)
 
 FORMATS = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 MACS = {"resnet50": 4.09e9}  # multiply-adds at 224 px, for the INT8 ceiling

@@ -25,11 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from compressor.data.loader import ViewDataset, collate_views
-from compressor.engine.checkpoint import load_latest_checkpoint
-from compressor.engine.config import read_yaml_config, resolve_config
-from compressor.engine.setup import build_components
+from compressor.engine.setup import load_trained
 from compressor.errors import CompressorError
-from compressor.rundir import RunDir
 
 
 def entropy(p: torch.Tensor) -> float:
@@ -43,12 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="a mokd run directory (config.yaml and a checkpoint)")
     ap.add_argument("--batch", type=int, default=128, help="images in the batch (default 128)")
     args = ap.parse_args(argv)
-    parts = build_components(resolve_config(read_yaml_config(RunDir(args.run).config_path)))
+    parts, state, path = load_trained(args.run)
     recipe = parts.recipe
     if recipe.name != "mokd":
         raise SystemExit(f"{args.run} is a {recipe.name} run; this reads mokd's DINO heads")
-    state, path = load_latest_checkpoint(args.run)
-    recipe.load_trainable_state_dict(state["recipe"])
     data = ViewDataset(parts.dataset, recipe.views(), seed=0)
     batch = collate_views([data[i] for i in range(min(args.batch, len(parts.dataset)))])
     glob = torch.cat([batch["g0"], batch["g1"]])

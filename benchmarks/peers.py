@@ -54,18 +54,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from common import Scorer, budget_precision, parse_sets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import Scorer, budget_precision, parse_sets  # noqa: E402  (a benchmark script beside this one)
-
-from compressor.engine.checkpoint import load_latest_checkpoint  # noqa: E402
-from compressor.engine.config import TrainConfig, read_yaml_config, resolve_config  # noqa: E402
-from compressor.engine.setup import build_components  # noqa: E402
-from compressor.engine.trainer import train  # noqa: E402
-from compressor.models.saved import load_encoder  # noqa: E402
-from compressor.recipes import get_recipe  # noqa: E402
-from compressor.report.collect import read_metrics  # noqa: E402
-from compressor.rundir import RunDir  # noqa: E402
+import compressor
+from compressor.engine import setup
+from compressor.models.saved import load_encoder
+from compressor.recipes import get_recipe
+from compressor.report.collect import read_metrics
+from compressor.rundir import RunDir
 
 PEER_RECIPES = ("css", "dogo", "mokd")
 ALONE_ENSEMBLE = "ensemble of the two networks trained alone, cross-entropy"
@@ -203,7 +199,7 @@ def train_run(args: argparse.Namespace, name: str, **kw: Any) -> Path:
         cfg["max_steps"], cfg["log_every"] = args.probe, max(1, args.probe // 6)
     if not out.is_finished():
         started = time.perf_counter()
-        train(TrainConfig(**cfg), progress=False)
+        compressor.distill(**cfg)
         print(f"  trained {name} in {time.perf_counter() - started:.0f} s", flush=True)
     if args.probe and name not in {e["run"] for e in args.probed}:  # a pair of one architecture shares its control
         args.probed.append(probe_entry(name, out, images=cfg["max_images"] * cfg["epochs"]))
@@ -226,12 +222,8 @@ def pair_kwargs(s: Setup, recipe: str, seed: int, peer_weights: str | None) -> d
 
 
 def load_trained(run: Path) -> Any:
-    """A finished run's components rebuilt from its ``config.yaml``, the recipe with its last checkpoint's weights."""
-    parts = build_components(resolve_config(read_yaml_config(RunDir(run).config_path)))
-    state, _ = load_latest_checkpoint(run)
-    parts.recipe.load_trainable_state_dict(state["recipe"])
-    parts.recipe.eval()
-    return parts
+    """A finished run's components, the recipe with its last checkpoint's weights (compressor.engine.setup)."""
+    return setup.load_trained(run)[0]
 
 
 @torch.no_grad()

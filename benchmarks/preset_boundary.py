@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from common import Scorer, parse_protocol, summarise, teacher_run, train_run
 
 from compressor.models.saved import load_encoder
 from compressor.recipes import get_recipe, list_recipes
-
-sys.path.insert(0, str(Path(__file__).parent))
-import quality  # noqa: E402  (a sibling script, not a package: its protocol, reused)
 
 PRESETS = ("short", "paper")
 
@@ -45,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, argpa
     p.add_argument("--recipe", default="feature-kd", help="the teacher→student recipe measured")
     p.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the figures")
     args, rest = p.parse_known_args(argv)
-    protocol = quality.parse_args(["--out", args.out, "--seeds", *map(str, args.seeds), *rest,
+    protocol = parse_protocol(["--out", args.out, "--seeds", *map(str, args.seeds), *rest,
                                    *(["--quick"] if args.quick else [])])
     if args.quick:
         args.seeds = protocol.seeds
@@ -62,8 +60,8 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def measure(args: argparse.Namespace, protocol: argparse.Namespace) -> dict[str, Any]:
     """Train (or reuse) and score every run; the results keyed by length, then preset."""
-    teacher = quality.teacher_run(protocol)
-    score = quality.Scorer(protocol)
+    teacher = teacher_run(protocol)
+    score = Scorer(protocol)
     results: dict[str, Any] = {}
     for steps in args.steps:
         for preset in PRESETS:
@@ -73,7 +71,7 @@ def measure(args: argparse.Namespace, protocol: argparse.Namespace) -> dict[str,
                                             ("recipe", args.recipe, {"teacher": teacher,
                                                                      "teacher_weights": protocol.teacher_weights})):
                     config = {**protocol.overrides.get(recipe, {}), "preset": preset}
-                    run = quality.train_run(protocol, f"{recipe}-{steps}steps-{preset}-s{seed}", seed=seed,
+                    run = train_run(protocol, f"{recipe}-{steps}steps-{preset}-s{seed}", seed=seed,
                                             student=protocol.student, recipe=recipe, epochs=None, max_steps=steps,
                                             recipe_config=config, **extra)
                     enc = load_encoder(run)
@@ -97,7 +95,7 @@ def table(args: argparse.Namespace, protocol: argparse.Namespace, results: dict[
     for steps, by_preset in results.items():
         for preset, r in by_preset.items():
             k, lin = r["knn_gain"], r["linear_gain"]
-            cells = [quality.summarise(r[key]) for key in ("control_knn", "recipe_knn", "control_linear",
+            cells = [summarise(r[key]) for key in ("control_knn", "recipe_knn", "control_linear",
                                                             "recipe_linear")]
             lines.append(f"| {steps} | {preset} | {cells[0]} | {cells[1]} | "
                          f"**{k['mean']:+.2f} ± {k['half_spread']:.2f}** | {cells[2]} | {cells[3]} | "

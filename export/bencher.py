@@ -98,7 +98,7 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
     tgt = _resolve(Path(target))
     if tgt.run_dir is None:
         return _bench(target, tgt, opts, None)
-    from compressor.engine.runlock import FolderLock, reading
+    from compressor.runlock import FolderLock, reading
 
     # A shared lock: no `compress export` rewrites RUN/export while its files are measured.
     with reading(RunDir(tgt.run_dir).export_dir, "bench") as lock:

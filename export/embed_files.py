@@ -33,7 +33,7 @@ Model = Callable[[torch.Tensor], np.ndarray]
 def _exported(path: Path) -> tuple[Model, InputSpec]:
     """The exported file as a callable; read under a reader's lock on its folder, so no `compress export`
     rewrites it between the check of its bytes and the session that loads them."""
-    from compressor.engine.runlock import reading
+    from compressor.runlock import reading
 
     with reading(path.parent, "embed"):
         return _load_exported(path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compressor.engine.runlock import FolderLock
+from compressor.runlock import FolderLock
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.backend import formats, get_format
@@ -94,7 +94,7 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
     out_dir = Path(opts.out_dir) if opts.out_dir else RunDir(run_dir).export_dir
     if not RunDir(run_dir).is_finished():
         load_encoder(run_dir)  # its one-line error for a folder that is not a finished run, before export/ is made
-    # One writer of the export folder at a time, and none while `compress bench` reads it (engine/runlock.py).
+    # One writer of the export folder at a time, and none while `compress bench` reads it (compressor/runlock.py).
     with FolderLock(out_dir, "export"):
         for p in remove_orphaned_temps(out_dir, also_dirs=EXPORT_TMP_PREFIX):
             log.info("removed %s, left by an interrupted export", p)

@@ -71,9 +71,18 @@ sys.dont_write_bytecode = True
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """``benchmarks/<name>.py`` (scripts, not a package) imported as the module ``<name>_benchmark``."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+    """``benchmarks/<name>.py`` (scripts, not a package) imported as the module ``<name>_benchmark``.
+
+    The scripts import their shared helpers as ``common`` (run as ``python benchmarks/x.py``, Python puts their
+    folder first on the path); here that module is loaded once under the same name, without a path edit."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if name != "common" and "common" not in sys.modules:
+        _load_as("common", folder / "common.py")
+    return _load_as(f"{name}_benchmark", folder / f"{name}.py")
+
+
+def _load_as(module_name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up

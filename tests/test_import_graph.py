@@ -169,3 +169,20 @@ def test_the_checks_catch_what_they_look_for() -> None:
     """The cycle finder and the layer rule, on a made-up graph with one cycle and one wrong arrow."""
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
     assert _is("compressor.recipes.mvmr", PLUGINS) and not _is("compressor.recipes_x", PLUGINS)
+
+
+def test_benchmark_scripts_share_one_helper_module_and_edit_no_path() -> None:
+    """benchmarks/*.py run as scripts: their shared code is benchmarks/common.py, imported as ``common`` (the
+    script's folder is first on the path), never another script, and none edits ``sys.path``."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    scripts = {p.stem for p in folder.glob("*.py")}
+    assert "common" in scripts
+    for path in folder.glob("*.py"):
+        source = path.read_text()
+        assert "sys.path" not in source.replace("``sys.path``", ""), f"{path.name} edits sys.path"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.module in scripts:
+                assert node.module == "common", f"{path.name} imports the script {node.module}.py"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name not in scripts - {"common"}, f"{path.name} imports the script {alias.name}.py"

@@ -43,7 +43,7 @@ def bench_cmd(
     from rich.console import Console
 
     from compressor.cli.util import parse_ints, setup_logging
-    from compressor.engine.runlock import refuse_if_training
+    from compressor.runlock import refuse_if_training
     from compressor.export.bencher import bench
 
     setup_logging()

@@ -26,7 +26,7 @@ def eval_cmd(
 ) -> None:
     """Weighted kNN (cosine, k=20, T=0.07) and linear probe: train split = bank, val/test split = queries."""
     from compressor.data.datasets import build_dataset
-    from compressor.engine.runlock import refuse_if_training
+    from compressor.runlock import refuse_if_training
     from compressor.engine.setup import resolve_device
     from compressor.errors import CompressorError
     from compressor.eval.embed import evaluate_encoder

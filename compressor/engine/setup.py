@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -241,3 +242,21 @@ def build_components(cfg: TrainConfig) -> Components:
     recipe = recipe_cls(rcfg, student, teachers=teachers, peer=peer, data=info)
     return Components(device, autocast_dtype, dataset, recipe, batch_size, steps_per_epoch, total_steps, source,
                       preset)
+
+
+def load_trained(run_dir: str | Path) -> tuple[Components, dict[str, Any], Path]:
+    """A run's components rebuilt from its ``config.yaml``, the recipe holding its newest checkpoint's trainable
+    weights (teachers, heads, queues: what ``student.safetensors`` leaves out), in eval mode.
+
+    For tools that read a recipe's state after training (benchmarks/peers.py's CSS ensemble, dino_heads.py);
+    returns the components, the checkpoint's state and its path.
+    """
+    from compressor.engine.checkpoint import load_latest_checkpoint
+    from compressor.engine.config import read_yaml_config, resolve_config
+    from compressor.rundir import RunDir
+
+    parts = build_components(resolve_config(read_yaml_config(RunDir(run_dir).config_path)))
+    state, path = load_latest_checkpoint(run_dir)
+    parts.recipe.load_trainable_state_dict(state["recipe"])
+    parts.recipe.eval()
+    return parts, state, path

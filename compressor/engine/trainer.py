@@ -40,7 +40,7 @@ from compressor.engine.guards import (
 from compressor.engine.metrics import MetricsLog
 from compressor.engine.ranges import check_recipe_numbers, check_train_config
 from compressor.engine.run_checkpoints import RunCheckpoints
-from compressor.engine.runlock import RunLock
+from compressor.runlock import RunLock
 from compressor.engine.schedule import cosine_schedule
 from compressor.engine.setup import build_components
 from compressor.engine.signals import StopSignals

@@ -2,7 +2,7 @@
 
 Two back ends, chosen at import: ``fcntl.flock`` where there is ``fcntl`` (Linux, macOS, the BSDs), else
 ``msvcrt.locking`` (Windows). Only the exclusive kind is offered, because Windows has no shared one;
-:mod:`compressor.engine.runlock` builds its shared (reader) lock out of exclusive ones, so both back ends
+:mod:`compressor.runlock` builds its shared (reader) lock out of exclusive ones, so both back ends
 run the same algorithm.
 
 ``msvcrt.locking`` locks bytes from the file position and is mandatory (a locked byte cannot be read or

@@ -61,7 +61,7 @@ def test_scorer_images_kept_in_memory_embed_as_the_data_sets_do() -> None:
 def test_a_peer_recipe_and_its_control_train_at_the_same_precision() -> None:
     """mokd's CPU-budget precision applies to its control as well (a fair comparison); other rows keep auto."""
     quality = load_benchmark("quality")
-    args = quality.parse_args(["--recipes", "mokd", "dogo", "seed"])
+    args = load_benchmark("common").parse_protocol(["--recipes", "mokd", "dogo", "seed"])
     _, plans = quality.build_rows(args, "runs/teacher")
     precision = {plan["name"]: plan.get("precision", "auto") for plan in plans.values()}
     assert precision["mokd-s0"] == precision["mokd-control-s1"] == quality.budget_precision("bf16")

@@ -37,7 +37,7 @@ sys.modules["msvcrt"] = _Msvcrt("msvcrt")
 """
 HOLD = """
 import sys, time
-from compressor.engine.runlock import FolderLock
+from compressor.runlock import FolderLock
 from compressor.utils import oslock
 FolderLock(sys.argv[1], sys.argv[2], shared=sys.argv[3] == "shared").acquire()
 print("held", oslock.BACKEND, flush=True)
@@ -45,7 +45,7 @@ time.sleep(120)
 """
 TRY = """
 import sys
-from compressor.engine.runlock import FolderLock
+from compressor.runlock import FolderLock
 from compressor.errors import CompressorError
 try:
     FolderLock(sys.argv[1], sys.argv[2], shared=sys.argv[3] == "shared").acquire()

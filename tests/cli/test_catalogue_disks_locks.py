@@ -18,7 +18,7 @@ import torch
 
 from tests.cli.catalogue import REPO, TINY, one_line_error
 
-HOLD = ("import sys, time\nfrom compressor.engine.runlock import RunLock\nRunLock(sys.argv[1]).acquire()\n"
+HOLD = ("import sys, time\nfrom compressor.runlock import RunLock\nRunLock(sys.argv[1]).acquire()\n"
         "print('held', flush=True)\ntime.sleep(120)\n")
 
 
