@@ -56,12 +56,12 @@ def prune_run(run_dir: str | Path, out_dir: str | Path | None = None, *, ratio: 
     folder that is not a finished run, an ``out_dir`` holding another finished run, an architecture
     torch-pruning cannot prune, or torch-pruning not installed.
     """
-    from compressor.runlock import FolderLock, refuse_if_training
     from compressor.export.images import load_images
     from compressor.finetune import FinetuneConfig, distill_to_reference
     from compressor.models.pruning import check_rebuild, library_version, prune_encoder
     from compressor.models.saved import load_encoder, read_encoder_meta, save_encoder
     from compressor.rundir import RunDir
+    from compressor.runlock import FolderLock, refuse_if_training
     from compressor.utils.extras import require
     from compressor.utils.io import atomic_write, file_record
 

@@ -43,8 +43,8 @@ def bench_cmd(
     from rich.console import Console
 
     from compressor.cli.util import parse_ints, setup_logging
-    from compressor.runlock import refuse_if_training
     from compressor.export.bencher import bench
+    from compressor.runlock import refuse_if_training
 
     setup_logging()
     refuse_if_training(target if target.is_dir() else target.parent.parent, "bench")

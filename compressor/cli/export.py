@@ -22,8 +22,8 @@ def export_cmd(
     Example: compress export runs/r18 -f onnx,onnx-int8 --calib-size 256
     """
     from compressor.cli.util import from_flags, setup_logging
-    from compressor.runlock import refuse_if_training
     from compressor.export.exporter import check_options
+    from compressor.runlock import refuse_if_training
 
     setup_logging()
     opts = from_flags(ExportOptions, fields)

@@ -40,13 +40,13 @@ from compressor.engine.guards import (
 from compressor.engine.metrics import MetricsLog
 from compressor.engine.ranges import check_recipe_numbers, check_train_config
 from compressor.engine.run_checkpoints import RunCheckpoints
-from compressor.runlock import RunLock
 from compressor.engine.schedule import cosine_schedule
 from compressor.engine.setup import build_components
 from compressor.engine.signals import StopSignals
 from compressor.errors import CompressorError
 from compressor.models.saved import save_encoder
 from compressor.rundir import RunDir
+from compressor.runlock import RunLock
 from compressor.utils.io import remove_orphaned_temps
 from compressor.utils.progress import make_progress
 
