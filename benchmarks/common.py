@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from compressor.data.datasets import build_dataset
 from compressor.engine.cpu_bf16 import cpu_bf16_is_native
 from compressor.eval.embed import embed_dataset
 from compressor.eval.knn import knn_top1
-from compressor.eval.linear import linear_probe_top1
+from compressor.eval.linear import linear_probe, probe_settings
 from compressor.models.encoder import InputSpec
 from compressor.rundir import RunDir
 
@@ -115,8 +115,16 @@ def teacher_run(args: argparse.Namespace) -> str:
                          recipe_config={"lr": 4e-3, "crop_scale_min": 0.8, "label_smoothing": 0.0}))
 
 
+class Score(NamedTuple):
+    """A model's kNN and linear top-1 (percent) and the record of the linear probe (its chosen C)."""
+
+    knn: float
+    linear: float
+    probe: dict[str, Any]
+
+
 class Scorer:
-    """kNN and linear top-1 on fixed bank/query subsets.
+    """kNN and linear top-1 on fixed bank/query subsets; ``probe``: the linear probe's protocol (for captions).
 
     The eval-transformed images are computed once per input spec and kept in memory (10k + 5k images
     at 32 px: 184 MB), so a model's scoring is its forward passes alone; the batches and the order are
@@ -128,6 +136,7 @@ class Scorer:
         self.queries = build_dataset("fashion-mnist", "val", args.data_root)
         self.n_bank, self.n_queries = args.eval_bank, args.eval_queries
         self._images: dict[InputSpec, tuple[torch.Tensor, ...]] = {}
+        self.probe = probe_settings()  # the papers' probe: L-BFGS logistic regression, C swept on a split of the bank
 
     def images(self, spec: InputSpec) -> tuple[torch.Tensor, ...]:
         """Bank images, bank labels, query images, query labels under ``spec``'s eval transform."""
@@ -138,11 +147,18 @@ class Scorer:
         return self._images[spec]
 
     @torch.no_grad()
-    def __call__(self, model: torch.nn.Module, spec: InputSpec) -> tuple[float, float]:
+    def score(self, model: torch.nn.Module, spec: InputSpec) -> Score:
+        """kNN and linear top-1 of ``model`` with the linear probe's record."""
         ib, yb, iq, yq = self.images(spec)
         model.eval()
         xb, xq = (torch.cat([model(x).float() for x in images.split(EMBED_BATCH)]) for images in (ib, iq))
-        return 100 * knn_top1(xb, yb, xq, yq, k=20, t=0.07), 100 * linear_probe_top1(xb, yb, xq, yq)
+        lin = linear_probe(xb, yb, xq, yq, kind=self.probe["kind"])
+        return Score(100 * knn_top1(xb, yb, xq, yq, k=20, t=0.07), 100 * lin.top1, lin.record)
+
+    def __call__(self, model: torch.nn.Module, spec: InputSpec) -> tuple[float, float]:
+        """``(kNN top-1, linear top-1)`` in percent."""
+        s = self.score(model, spec)
+        return s.knn, s.linear
 
 
 def summarise(values: list[float]) -> str:

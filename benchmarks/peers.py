@@ -58,6 +58,7 @@ from common import Scorer, budget_precision, parse_sets
 
 import compressor
 from compressor.engine import setup
+from compressor.eval.linear import describe_probe, probe_settings
 from compressor.models.saved import load_encoder
 from compressor.recipes import get_recipe
 from compressor.report.collect import read_metrics
@@ -423,7 +424,8 @@ def write_probe(results: dict[str, dict[str, Any]], args: argparse.Namespace) ->
 
 def render(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [f"Fashion-MNIST, seeds {args.seeds}; ± = half the spread over seeds; gain = row − its control "
-             f"(mean), counted when larger than the larger half-spread of the two.", ""]
+             f"(mean), counted when larger than the larger half-spread of the two.",
+             f"Linear top-1: {describe_probe(probe_settings())}.", ""]
     for recipe, res in results.items():
         s: Setup = res["setup"]
         lines += [f"### {recipe} ({res['minutes']:.1f} min)", "",

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from common import Scorer, parse_protocol, summarise, teacher_run, train_run
 
+from compressor.eval.linear import describe_probe, probe_settings
 from compressor.models.saved import load_encoder
 from compressor.recipes import get_recipe, list_recipes
 
@@ -89,7 +90,7 @@ def measure(args: argparse.Namespace, protocol: argparse.Namespace) -> dict[str,
 def table(args: argparse.Namespace, protocol: argparse.Namespace, results: dict[str, Any]) -> str:
     lines = [f"{args.recipe} against the student alone (simclr), `{protocol.student}` at {protocol.image_size} px, "
              f"a {protocol.images}-image Fashion-MNIST subset, batch {protocol.batch_size}, seeds {args.seeds}; "
-             "the gain is per seed, then mean ± half the spread.", "",
+             "the gain is per seed, then mean ± half the spread.", f"Linear: {describe_probe(probe_settings())}.", "",
              "| steps | preset | control kNN | recipe kNN | kNN gain | control linear | recipe linear | linear gain |",
              "|---|---|---|---|---|---|---|---|"]
     for steps, by_preset in results.items():
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                                              f"(`python benchmarks/preset_boundary.py {' '.join(sys.argv[1:])}`).\n")
     (out / "boundary.md").write_text(text)
     (out / "boundary.json").write_text(json.dumps({"recipe": args.recipe, "steps": args.steps, "seeds": args.seeds,
-                                                   "quick": args.quick, "minutes": minutes, "results": results},
+                                                   "quick": args.quick, "minutes": minutes, "probe": probe_settings(),
+                                                   "results": results},
                                                   indent=2) + "\n")
     print(text)
     return 0

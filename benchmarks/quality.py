@@ -15,9 +15,10 @@ Fashion-MNIST, one student architecture for every row, the same epochs, batch an
   with its distillation switched off (``Recipe.control_overrides``: each model alone);
 * supervised peer recipes (css): both networks against each trained alone with cross-entropy.
 
-Each row is trained for ``--seeds`` seeds and scored by weighted kNN (k=20, T=0.07) and a linear
-probe on the frozen embedding: bank = the first ``--eval-bank`` training images, queries = the
-first ``--eval-queries`` test images. The table gives the mean and the spread (max − min) over
+Each row is trained for ``--seeds`` seeds and scored by weighted kNN (k=20, T=0.07) and the papers' linear
+probe (L-BFGS logistic regression, C swept on a held-out fifth of the bank; compressor.eval.linear) on the
+frozen embedding: bank = the first ``--eval-bank`` training images, queries = the first ``--eval-queries``
+test images. The table gives the mean and the spread (max − min) over
 seeds, the gain over the control and the share of the teacher's kNN. Runs already present in
 ``--out`` are reused, so an interrupted benchmark continues where it stopped.
 """
@@ -34,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import Scorer, budget_precision, parse_protocol, summarise, teacher_run, train_run
+from common import Score, Scorer, budget_precision, parse_protocol, summarise, teacher_run, train_run
 
+from compressor.eval.linear import describe_probe, probe_settings
 from compressor.models.encoder import InputSpec
 from compressor.models.saved import load_encoder
 from compressor.models.students import build_student
@@ -63,6 +65,7 @@ class Row:
     runs: list[Path] = field(default_factory=list)
     knn: list[float] = field(default_factory=list)
     linear: list[float] = field(default_factory=list)
+    linear_c: list[float] = field(default_factory=list)  # the C each linear figure's probe chose
 
 
 def build_rows(args: argparse.Namespace, teacher: str) -> tuple[list[Row], dict[tuple[str, int], dict]]:
@@ -109,12 +112,14 @@ def architectures(args: argparse.Namespace, plans: dict[tuple[str, int], dict]) 
     return list(dict.fromkeys(named))
 
 
-def table(rows: list[Row], reference: dict[str, float], args: argparse.Namespace) -> str:
+def table(rows: list[Row], reference: dict[str, float], args: argparse.Namespace,
+          probe: dict[str, Any] | None = None) -> str:
     by_label = {r.label: r for r in rows}
     lines = [f"Fashion-MNIST, student `{args.student}` (stem {args.stem}) at {args.image_size} px, "
              f"{args.epochs} epochs of a {args.images}-image subset, batch {args.batch_size}, seeds {args.seeds}; "
              f"kNN (k=20, T=0.07) and linear probe, bank {args.eval_bank} train images, "
-             f"{args.eval_queries} test queries. ± = half the spread over seeds.", "",
+             f"{args.eval_queries} test queries. ± = half the spread over seeds.",
+             f"Linear: {describe_probe(probe or probe_settings())}.", "",
              "| row | kNN top-1 | linear top-1 | kNN vs control | % of teacher kNN |", "|---|---|---|---|---|"]
     for name, value in reference.items():
         lines.append(f"| {name} | {value['knn']:.2f} | {value['linear']:.2f} | | |")  # type: ignore[index]
@@ -136,16 +141,21 @@ def table(rows: list[Row], reference: dict[str, float], args: argparse.Namespace
     return "\n".join(lines) + "\n"
 
 
+def reference_entry(s: Score) -> dict[str, Any]:
+    """A reference row of quality.json: kNN and linear top-1, and the C the probe chose."""
+    return {"knn": s.knn, "linear": s.linear, "linear_C": s.probe["C"]}
+
+
 def write_results(out: Path, rows: list[Row], reference: dict[str, Any], args: argparse.Namespace,
-                  started: float) -> None:
-    text = table(rows, reference, args)
+                  started: float, probe: dict[str, Any]) -> None:
+    text = table(rows, reference, args, probe)
     minutes = (time.perf_counter() - started) / 60
     text += f"\nWall time {minutes:.1f} min (`python benchmarks/quality.py {' '.join(sys.argv[1:])}`).\n"
     (out / "quality.md").write_text(text)
     (out / "quality.json").write_text(json.dumps({
-        "args": vars(args), "reference": reference, "minutes": minutes,
+        "args": vars(args), "probe": probe, "reference": reference, "minutes": minutes,
         "rows": [{"label": r.label, "group": r.group, "control": r.control, "knn": r.knn, "linear": r.linear,
-                  "runs": [str(p) for p in r.runs]} for r in rows]}, indent=2) + "\n")
+                  "linear_C": r.linear_c, "runs": [str(p) for p in r.runs]} for r in rows]}, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,17 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     reference: dict[str, Any] = {}
     t_enc = load_encoder(teacher) if Path(teacher).is_dir() else None
     if t_enc is not None:
-        k, lin = score(t_enc, t_enc.spec)
-        reference["teacher"] = {"knn": k, "linear": lin}
-    k, lin = score(torch.nn.Flatten(), InputSpec(args.image_size, (0.5,) * 3, (0.5,) * 3))
-    reference["raw pixels"] = {"knn": k, "linear": lin}
+        reference["teacher"] = reference_entry(score.score(t_enc, t_enc.spec))
+    reference["raw pixels"] = reference_entry(score.score(torch.nn.Flatten(),
+                                                          InputSpec(args.image_size, (0.5,) * 3, (0.5,) * 3)))
     for arch in architectures(args, plans):
         torch.manual_seed(0)
         enc = build_student(arch, args.image_size, stem=args.stem)
-        k, lin = score(enc, enc.spec)
-        reference[f"{arch} at initialisation"] = {"knn": k, "linear": lin}
+        reference[f"{arch} at initialisation"] = reference_entry(score.score(enc, enc.spec))
     print(", ".join(f"{name} {value['knn']:.2f}" for name, value in reference.items()), flush=True)
-    scored: dict[tuple[str, str], tuple[float, float]] = {}
+    scored: dict[tuple[str, str], Score] = {}
     for i, r in enumerate(rows):
         for seed in args.seeds:
             plan = dict(plans[(r.label, seed)])
@@ -178,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             key = (str(run), r.model)
             if key not in scored:
                 enc = load_encoder(run, r.model)
-                scored[key] = score(enc, enc.spec)
+                scored[key] = score.score(enc, enc.spec)
             r.runs.append(run)
-            r.knn.append(scored[key][0])
-            r.linear.append(scored[key][1])
+            r.knn.append(scored[key].knn)
+            r.linear.append(scored[key].linear)
+            r.linear_c.append(scored[key].probe["C"])
         print(f"{r.label}: kNN {summarise(r.knn)}, linear {summarise(r.linear)}", flush=True)
-        write_results(out, rows[: i + 1], reference, args, started)  # a stopped benchmark keeps its rows
+        write_results(out, rows[: i + 1], reference, args, started, score.probe)  # a stopped one keeps its rows
     print((out / "quality.md").read_text())
     return 0
 

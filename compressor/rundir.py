@@ -5,6 +5,8 @@ Layout (DESIGN.md, "run directory")::
     RUN/config.yaml          the resolved TrainConfig (what `--resume` and eval/export/bench read back)
     RUN/run.json             recipe, teachers, device, precision, step counts, versions
     RUN/metrics.jsonl        one JSON object per logged step; RUN/tb/ the same as TensorBoard events
+    RUN/trackers.json        the W&B / MLflow run ids of ``--logger``, so a resume continues the same runs;
+                             RUN/wandb/ W&B's offline runs, RUN/mlruns/ MLflow's file store (the defaults)
     RUN/student.safetensors  + student.json (peer.* for peer recipes): the saved encoders
     RUN/checkpoints/         step_NNNNNNN.pt, the newest few
     RUN/export/              exported models and manifest.json (one entry per exported file)
@@ -21,6 +23,7 @@ Every reader goes through :meth:`RunDir._read`, so a missing or corrupt file giv
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,9 @@ CONFIG = "config.yaml"
 RUN_INFO = "run.json"
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tb"
+TRACKERS = "trackers.json"
+WANDB = "wandb"  # W&B's own folder name under its dir= (RUN/wandb/offline-run-*)
+MLRUNS = "mlruns"
 STUDENT = "student"  # the saved encoder's name: student.safetensors + student.json
 CHECKPOINTS = "checkpoints"
 EXPORT = "export"
@@ -77,6 +83,21 @@ class RunDir:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / TENSORBOARD
+
+    @property
+    def trackers_path(self) -> Path:
+        """``trackers.json``: the experiment trackers' run ids (W&B, MLflow) of this run."""
+        return self.path / TRACKERS
+
+    @property
+    def wandb_dir(self) -> Path:
+        """``wandb/``: W&B's offline runs (``wandb.init(dir=RUN)`` writes there)."""
+        return self.path / WANDB
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """``mlruns/``: MLflow's file store when ``MLFLOW_TRACKING_URI`` is not set."""
+        return self.path / MLRUNS
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -182,3 +203,41 @@ class RunDir:
     def write_meta(self, meta: dict[str, Any], name: str = STUDENT) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.meta_path(name), json.dumps(meta, indent=2) + "\n")
+
+
+# -- where a command writes ------------------------------------------------------------------------------
+def output_path_problem(path: str | Path, *, folder: bool = True) -> str | None:
+    """Why ``path`` cannot become an output folder (``folder``) or file, in a few words; ``None`` if it can.
+
+    Nothing is created: the first part of the path that exists decides. A file in the way (``--out x/run``
+    where ``x`` is a file) is the usual case; a folder where a file should go and a folder that cannot be
+    written into are the others.
+    """
+    p = Path(path)
+    if not folder and p.is_dir():
+        return "it is a folder; pass a file name"
+    start = p if folder else p.parent
+    existing = next((a for a in (start, *start.parents) if a.exists() or a.is_symlink()), None)
+    if existing is None:  # a relative path whose parents all fail to exist: '.' does, so only on odd paths
+        return None
+    if not existing.is_dir():
+        what = "a file" if existing.is_file() else "not a folder (a broken link or a special file)"
+        if existing == p:
+            return f"it is {what}, not a folder; pass a folder (new or existing)"
+        return f"{existing} is {what}, so nothing can be created below it; choose another path"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"no permission to write in {existing}"
+    return None
+
+
+def check_output_path(path: str | Path | None, option: str = "--out", *, folder: bool = True) -> None:
+    """One line naming ``option``, ``path`` and the problem when ``path`` cannot be written (see above).
+
+    Commands call it on each output option before any work, so a typo fails in a second, not after an hour of
+    training or benchmarking; ``None`` (option not given) passes.
+    """
+    if path is None:
+        return
+    problem = output_path_problem(path, folder=folder)
+    if problem:
+        raise CompressorError(f"{option} {str(path)!r}: {problem}")

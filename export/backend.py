@@ -3,7 +3,7 @@
 A backend (:class:`ExportBackend`) owns everything about one family of deployable files:
 
 - the **formats** it writes (:class:`Format`: name, file stem, precision, default parity threshold, whether
-  ``--qad-steps`` can train for it, whether ``compress pick`` tries it),
+  ``--qad-steps`` can train for it, whether ``compress pick`` tries it, the other names it answers to),
 - the **suffixes** of its files and the **runtimes** (``compress bench --backend`` names) that run them,
 - the **availability** of its runtime (the one-line install hint, the extra named once, in its module),
 - how to **export** one format (:meth:`ExportBackend.export`, given an :class:`~compressor.export.job.ExportJob`),
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compressor.errors import CompressorError
+from compressor.manifest import ExportEntry
 from compressor.registry import Registry, unknown_name_message
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class Format:
     min_cosine: float  # default minimum mean cosine vs the PyTorch fp32 student (``--min-cosine``)
     qad: bool = False  # ``--qad-steps`` can train for it (export/qad.py has its scheme)
     pick: bool = True  # ``compress pick`` tries it for its backend's runtimes
+    # Other ``--format`` names for it, resolved by :func:`get_format` (``trt`` is ``trt-fp16``: what TensorRT
+    # users mean by an engine, as Ultralytics' ``engine`` export does); the manifest records ``name``.
+    aliases: tuple[str, ...] = ()
 
 
 class ExportBackend(ABC):
@@ -64,7 +68,7 @@ class ExportBackend(ABC):
         """``None`` when ``fmt`` can be exported here, else one line naming what to install."""
 
     @abstractmethod
-    def export(self, job: ExportJob) -> dict:
+    def export(self, job: ExportJob) -> ExportEntry:
         """Write ``job.work / job.name`` (and its :meth:`sidecars`), check it, return its manifest facts."""
 
     def format(self, name: str) -> Format:
@@ -84,8 +88,8 @@ class ExportBackend(ABC):
         return self.unavailable(self.formats[0].name)
 
     @abstractmethod
-    def runner(self, runtime: str, path: Path, entry: dict, *, threads: int,
-               reexport: Callable[[ExportOptions], dict] | None) -> tuple[Runner, str, str]:
+    def runner(self, runtime: str, path: Path, entry: ExportEntry, *, threads: int,
+               reexport: Callable[[ExportOptions], ExportEntry] | None) -> tuple[Runner, str, str]:
         """``(runner, format, precision)`` of one file for ``runtime``; ``entry`` is its manifest entry (or the
         file's own metadata); ``reexport`` rebuilds the file from its run when it no longer fits this machine."""
 
@@ -108,10 +112,24 @@ def formats() -> dict[str, tuple[Format, ExportBackend]]:
     return {f.name: (f, b) for b in backends() for f in b.formats}
 
 
-def get_format(name: str) -> tuple[Format, ExportBackend]:
+def format_aliases() -> dict[str, str]:
+    """``{alias: format name}`` over every registered format (``{"trt": "trt-fp16"}``)."""
     table = formats()
+    out: dict[str, str] = {}
+    for f, _ in table.values():
+        for alias in f.aliases:
+            if alias in table or alias in out or alias == "timm":
+                raise ValueError(f"export format alias {alias!r} of {f.name} is already a format or an alias")
+            out[alias] = f.name
+    return out
+
+
+def get_format(name: str) -> tuple[Format, ExportBackend]:
+    """The format called ``name`` (or one of its aliases) and its backend; an unknown name fails with suggestions."""
+    table = formats()
+    name = format_aliases().get(name, name)
     if name not in table:
-        raise CompressorError(unknown_name_message("export format", name, [*table, "timm"]))
+        raise CompressorError(unknown_name_message("export format", name, [*table, *format_aliases(), "timm"]))
     return table[name]
 
 

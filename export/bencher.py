@@ -9,6 +9,7 @@ every row's ``cosine_vs_torch`` compares its embeddings with the PyTorch fp32 st
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.backend import backend_for_file, bench_runtimes, runtime_suffixes
 from compressor.export.env import environment, usable_cores
-from compressor.export.options import BenchOptions
+from compressor.export.options import BENCH_MODES, BenchOptions
 from compressor.export.report import BenchReport, BenchRow
 from compressor.export.runners import backend_unavailable
+from compressor.manifest import ExportEntry, preprocess_baked
 from compressor.registry import unknown_name_message
 from compressor.rundir import RunDir
 
@@ -92,9 +94,14 @@ def bench(target: str | Path, options: BenchOptions | None = None) -> BenchRepor
     import math
 
     for flag, value, low in (("--iters", opts.iters, 1), ("--warmup", opts.warmup, 0), ("--threads", opts.threads, 1),
-                             ("--seconds", opts.seconds, 1e-3), ("--cv-warn", opts.cv_warn, 0)):
+                             ("--seconds", opts.seconds, 1e-3), ("--cv-warn", opts.cv_warn, 0),
+                             ("--warmup-s", opts.warmup_s, 0), ("--streams", opts.streams, 1)):
         if value is not None and not (math.isfinite(value) and value >= low):
             raise CompressorError(f"{flag} must be at least {low}, got {value}")
+    if opts.mode not in BENCH_MODES:
+        raise CompressorError(unknown_name_message("--mode", opts.mode, list(BENCH_MODES)))
+    if opts.streams is not None and opts.mode != "throughput":
+        raise CompressorError("--streams sets the requests in flight of --mode throughput; add --mode throughput")
     tgt = _resolve(Path(target))
     if tgt.run_dir is None:
         return _bench(target, tgt, opts, None)
@@ -153,14 +160,13 @@ def _bench(target: str | Path, tgt: _Target, opts: BenchOptions, lock: Any) -> B
         if row.cosine_vs_torch is not None and not row.cosine_vs_torch >= -1:  # NaN: non-finite outputs
             report.notes.append(f"broken: {row.backend} {row.format} batch {row.batch} gives non-finite embeddings "
                                 "(cosine NaN); re-export it, and check the run's student")
-        if row.cv > opts.cv_warn:
+        if row.mode == "latency" and row.cv > opts.cv_warn:  # under load, a request's latency varies by design
             report.notes.append(f"unstable: {row.backend} {row.format} batch {row.batch} has CV {row.cv:.2f} "
                                 f"(> {opts.cv_warn}): the machine was likely busy; re-run or raise --iters")
     return report
 
 
 def _run_jobs(jobs, tgt: _Target, encoder, inputs, reference, model_facts, threads, opts, report) -> None:
-    from compressor.export.timing import measure
     from compressor.utils.progress import make_progress
 
     total = len(jobs) * len(opts.batches)
@@ -169,23 +175,122 @@ def _run_jobs(jobs, tgt: _Target, encoder, inputs, reference, model_facts, threa
         for backend, path in jobs:
             runner, fmt, precision, size_mb, params, baked = _runner(backend, path, tgt, encoder, threads,
                                                                      opts)
+            if opts.mode == "throughput" and not callable(getattr(runner, "throughput", None)):
+                report.notes.append(f"{backend}: skipped: --mode throughput runs ort-cpu, ort-cuda and openvino; "
+                                    f"time {backend} with --mode latency (TensorRT with several streams: trtexec "
+                                    "--infStreams=N, see docs/bench.md)")
+                progress.advance(task, len(opts.batches))
+                continue
+            rows = []
             for b in opts.batches:
                 progress.update(task, what=f"{backend} {fmt} batch {b}")
                 x = img.to_uint8_nhwc(inputs[:b], _spec(encoder, path)) if baked else inputs[:b]
-                step = runner.prepare(x)
-                t = measure(step, warmup=opts.warmup, iters=opts.iters, seconds=opts.seconds)
+                measured, out = (_latency if opts.mode == "latency" else _throughput)(runner, x, threads, opts)
                 cos = None
                 if reference is not None:
                     from compressor.export.parity import cosine_rows
-                    from compressor.export.runners import as_numpy
 
-                    cos = float(cosine_rows(reference[:b], as_numpy(step())).mean())
-                report.results.append(BenchRow(
-                    backend=backend, format=fmt, precision=precision, batch=b, p50_ms=t.p50, p90_ms=t.p90,
-                    p99_ms=t.p99, mean_ms=t.mean, std_ms=t.std, throughput_ips=b * 1e3 / t.mean,
-                    size_mb=size_mb, params_m=params, gflops=model_facts.get("gflops"), cosine_vs_torch=cos,
-                    cv=t.cv, iters=t.iters, file=str(path) if path else None))
+                    cos = float(cosine_rows(reference[:b], out).mean())
+                rows.append(BenchRow(
+                    backend=backend, format=fmt, precision=precision, batch=b, size_mb=size_mb, params_m=params,
+                    gflops=model_facts.get("gflops"), cosine_vs_torch=cos, file=str(path) if path else None,
+                    mode=opts.mode, **measured))
                 progress.advance(task)
+            report.results += rows
+            if path is not None:
+                _record(path, rows, report)
+
+
+def manifest_digest(export_dir: str | Path) -> str | None:
+    """SHA-256 of ``export_dir``'s manifest less the ``bench`` figures that :func:`bench` records in it: what a
+    bench of those files depends on (``compress run`` keys its bench stage on it, so that recording figures does
+    not make the stage stale). ``None`` when there is no manifest."""
+    import hashlib
+    import json
+
+    from compressor.manifest import read_manifest
+    from compressor.rundir import MANIFEST
+
+    if not (Path(export_dir) / MANIFEST).is_file():
+        return None
+    data = read_manifest(export_dir)
+    exports = {name: {k: v for k, v in entry.items() if k != "bench"} for name, entry in data["exports"].items()}
+    return hashlib.sha256(json.dumps({**data, "exports": exports}, sort_keys=True).encode()).hexdigest()
+
+
+def _latency(runner, x: np.ndarray, threads: int, opts: BenchOptions) -> tuple[dict, np.ndarray]:
+    """One request at a time: the runner's compute step, then (a GPU runner) its end-to-end step, each timed
+    with the same warm-up and budget. Returns the row's figures and the embeddings for the cosine check."""
+    from compressor.export.runners import as_numpy
+    from compressor.export.timing import Timing, measure
+
+    def timed(step: Callable[[], object]) -> Timing:  # the same warm-up and budget for both figures
+        return measure(step, warmup=opts.warmup, warmup_s=opts.warmup_s, iters=opts.iters, seconds=opts.seconds)
+
+    compute = runner.prepare(x)
+    t = timed(compute)
+    out = as_numpy(compute())  # now: a later end_to_end() may refill the runner's buffers (TrtRunner)
+    b = len(x)
+    settings: dict[str, Any] = {"warmup_s": round(t.warmup_s, 4), "warmup_calls": t.warmup_calls}
+    row: dict[str, Any] = {"p50_ms": t.p50, "p90_ms": t.p90, "p99_ms": t.p99, "mean_ms": t.mean, "std_ms": t.std,
+                           "throughput_ips": b * 1e3 / t.mean, "cv": t.cv, "iters": t.iters, "timing": "host",
+                           "settings": settings}
+    make_e2e = getattr(runner, "end_to_end", None)  # absent or None: the runner computes in host memory
+    e2e_step = make_e2e(x) if callable(make_e2e) else None
+    if e2e_step is not None:
+        e = timed(e2e_step)
+        row.update(timing="device", e2e_p50_ms=e.p50, e2e_p99_ms=e.p99, e2e_mean_ms=e.mean,
+                   e2e_throughput_ips=b * 1e3 / e.mean)
+        settings.update(e2e_warmup_s=round(e.warmup_s, 4), e2e_iters=e.iters)
+    return row, out
+
+
+def _throughput(runner, x: np.ndarray, threads: int, opts: BenchOptions) -> tuple[dict, np.ndarray]:
+    """Several requests in flight (the runner's ``throughput``): images/s over the window, and each request's
+    latency under that load as the row's percentiles."""
+    from compressor.export.runners import as_numpy
+
+    tp = runner.throughput(x, streams=opts.streams, threads=threads, warmup=opts.warmup, warmup_s=opts.warmup_s,
+                           iters=opts.iters, seconds=opts.seconds)
+    t = tp.latency
+    make_e2e = getattr(runner, "end_to_end", None)
+    host = not callable(make_e2e) or make_e2e(x) is None
+    row = {"p50_ms": t.p50, "p90_ms": t.p90, "p99_ms": t.p99, "mean_ms": t.mean, "std_ms": t.std,
+           "throughput_ips": tp.images_per_s, "cv": t.cv, "iters": tp.requests, "timing": "host" if host else "e2e",
+           "settings": {**tp.settings, "warmup_s": round(t.warmup_s, 4), "warmup_calls": t.warmup_calls,
+                        "elapsed_s": tp.elapsed_s, "requests": tp.requests}}
+    return row, as_numpy(runner.prepare(x)())
+
+
+def _record(path: Path, rows: list[BenchRow], report: BenchReport) -> None:
+    """The rows' figures into the manifest entry of their file, under ``bench`` (one record per backend, mode
+    and batch; a later bench replaces it, a re-export drops them all). A file without an entry is left alone."""
+    import time
+
+    from compressor.export.report import TIMINGS
+    from compressor.manifest import manifest_entry, record_export
+
+    entry = manifest_entry(path)
+    if not entry:
+        return
+    figures = dict(entry.get("bench") or {})
+    env = report.env
+    for r in rows:
+        compute_label, e2e_label = TIMINGS[r.timing]
+        figures[f"{r.backend} {r.mode} batch {r.batch}"] = {
+            "backend": r.backend, "mode": r.mode, "batch": r.batch, "precision": r.precision,
+            "compute": {"label": compute_label, "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms,
+                        "mean_ms": r.mean_ms, "std_ms": r.std_ms, "throughput_ips": r.throughput_ips},
+            "end_to_end": {"label": e2e_label, "p50_ms": r.e2e_p50_ms, "p99_ms": r.e2e_p99_ms,
+                           "mean_ms": r.e2e_mean_ms, "throughput_ips": r.e2e_throughput_ips},
+            "cosine_vs_torch": r.cosine_vs_torch, "cv": r.cv, "iters": r.iters,
+            "settings": {**r.settings, "threads": env.get("threads")},
+            "hardware": {"cpu": env.get("cpu"), "gpu": (env.get("gpu") or {}).get("name")},
+            "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        record_export(path.parent, path.name, {**entry, "bench": figures})
+    except OSError as err:  # a read-only export folder: the figures are still in the table and --json
+        report.notes.append(f"{path.name}: figures not recorded in its manifest ({err.strerror or err})")
 
 
 def _spec(encoder, path: Path | None):
@@ -208,8 +313,8 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
         runner = TorchRunner(encoder, device=opts.torch_device, compile=opts.compile)
         return runner, runner.format, "fp32", weights.stat().st_size / 1e6, params, False
     assert path is not None  # bench() gives every backend but torch a file
-    entry = manifest_entry(path) or {}
-    baked = bool(entry.get("input", {}).get("preprocess_baked", False))
+    entry: ExportEntry = manifest_entry(path) or {}
+    baked = preprocess_baked(entry)
     size_mb = path.stat().st_size / 1e6
     if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
         size_mb += path.with_suffix(".bin").stat().st_size / 1e6
@@ -217,7 +322,7 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
     if not entry:  # a file without a manifest beside it: its own metadata, if compressor wrote it
         entry = _metadata_entry(path)
         if entry:
-            baked = bool(entry["input"]["preprocess_baked"])
+            baked = preprocess_baked(entry)
         elif path.suffix == ".onnx":
             from compressor.export.onnx import graph_input
 
@@ -231,7 +336,7 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
     if run_dir is not None:
         from compressor.export.exporter import ExportOptions, export_run
 
-        def reexport(options: ExportOptions) -> dict:
+        def reexport(options: ExportOptions) -> ExportEntry:
             """Rebuild the file from its run (an engine built for another GPU or TensorRT version)."""
             if tgt.lock is not None:  # the export takes the writer's lock: give back this reader's
                 tgt.lock.release()
@@ -247,7 +352,7 @@ def _runner(backend: str, path: Path | None, tgt: _Target, encoder, threads: int
     return runner, fmt, precision, size_mb, params, baked
 
 
-def _metadata_entry(path: Path) -> dict:
+def _metadata_entry(path: Path) -> ExportEntry:
     """A manifest-like entry from the file's own ``metadata_props`` / IR ``rt_info`` (empty for a foreign file)."""
     from compressor.export.metadata import input_from_metadata, read_onnx_metadata
 
@@ -262,7 +367,12 @@ def _metadata_entry(path: Path) -> dict:
     inp = input_from_metadata(props)
     if inp is None:
         return {}
-    return {"input": inp, "format": props.get("model.format"), "precision": props.get("model.precision")}
+    entry: ExportEntry = {"input": inp}
+    if fmt := props.get("model.format"):
+        entry["format"] = fmt
+    if precision := props.get("model.precision"):
+        entry["precision"] = precision
+    return entry
 
 
 def _spec_from_file(path: Path):
@@ -275,7 +385,8 @@ def _spec_from_file(path: Path):
     if "input" in entry:
         shape, inp = entry["input"]["shape"], entry["input"]
         size = shape[1] if inp["layout"] == "NHWC" else shape[2]
-        return InputSpec(int(size), tuple(inp["mean"]), tuple(inp["std"]))
+        mean, std = inp["mean"], inp["std"]
+        return InputSpec(int(size), (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]))
     if path.suffix != ".onnx":
         raise CompressorError(f"{path} has no manifest entry beside it and no compressor metadata; bench it "
                               "from its run directory")

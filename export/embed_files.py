@@ -40,7 +40,7 @@ def _exported(path: Path) -> tuple[Model, InputSpec]:
 
 
 def _load_exported(path: Path) -> tuple[Model, InputSpec]:
-    from compressor.manifest import read_manifest, verify_export
+    from compressor.manifest import preprocess_baked, read_manifest, verify_export
 
     manifest = read_manifest(path.parent)
     entry, student = manifest["exports"].get(path.name), manifest.get("student")
@@ -49,7 +49,7 @@ def _load_exported(path: Path) -> tuple[Model, InputSpec]:
                               "or keep the file beside the manifest `compress export` wrote")
     verify_export(path)
     spec = InputSpec.from_dict(student)
-    baked = bool(entry.get("input", {}).get("preprocess_baked", False))
+    baked = preprocess_baked(entry)
     if path.suffix == ".xml":
         try:
             import openvino as ov

@@ -10,11 +10,10 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from compressor.runlock import FolderLock
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.backend import formats, get_format
@@ -22,10 +21,11 @@ from compressor.export.env import tool_versions
 from compressor.export.job import ExportJob, Qad, calibration_images
 from compressor.export.options import REDUCE_RANGE, ExportOptions, check_export_options
 from compressor.export.quantize import CALIB_METHODS
-from compressor.manifest import record_export
+from compressor.manifest import ExportEntry, record_export
 from compressor.models.encoder import Encoder
 from compressor.registry import unknown_name_message
 from compressor.rundir import RunDir
+from compressor.runlock import FolderLock
 from compressor.utils.io import file_record, remove_orphaned_temps
 
 log = logging.getLogger("compressor")
@@ -54,7 +54,7 @@ FORMATS: Mapping[str, tuple[str, str, float]] = _FormatTable()
 @dataclass
 class ExportResult:
     path: Path
-    entry: dict
+    entry: ExportEntry
     manifest: Path
 
 
@@ -69,18 +69,18 @@ def check_options(opts: ExportOptions) -> None:
     check_export_options(opts)
     if opts.format == "timm" and opts.qad_steps is None:
         return
+    # an unknown name fails here with suggestions; an alias (`trt`) is checked as its format (trt-fp16)
+    name = opts.format if opts.format == "timm" else get_format(opts.format)[0].name
     if opts.qad_steps is not None:
         from compressor.export.qad import check_qad
 
-        check_qad(opts.format)  # an INT8 format, and NNCF installed: before anything is trained
-    if opts.format not in formats():
-        raise CompressorError(unknown_name_message("export format", opts.format, [*formats(), "timm"]))
+        check_qad(name)  # an INT8 format, and NNCF installed: before anything is trained
     if opts.calib_method not in CALIB_METHODS:
         raise CompressorError(unknown_name_message("calibration method", opts.calib_method, list(CALIB_METHODS)))
     if opts.reduce_range not in REDUCE_RANGE:
         raise CompressorError(unknown_name_message("--reduce-range value", opts.reduce_range, list(REDUCE_RANGE)))
-    _, backend = get_format(opts.format)
-    if (reason := backend.unavailable(opts.format)) is not None:  # at once, not after the ONNX and INT8 steps
+    _, backend = get_format(name)
+    if (reason := backend.unavailable(name)) is not None:  # at once, not after the ONNX and INT8 steps
         raise CompressorError(reason)
 
 
@@ -90,6 +90,8 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None) -> Exp
 
     opts = options or ExportOptions()
     check_options(opts)
+    if opts.format != "timm":  # an alias (`trt`) becomes its format's own name: the file and manifest say trt-fp16
+        opts = replace(opts, format=get_format(opts.format)[0].name)
     run_dir = Path(run_dir)
     out_dir = Path(opts.out_dir) if opts.out_dir else RunDir(run_dir).export_dir
     if not RunDir(run_dir).is_finished():
@@ -126,7 +128,7 @@ def _export_locked(run_dir: Path, out_dir: Path, opts: ExportOptions) -> ExportR
     started = time.time()
     with tempfile.TemporaryDirectory(prefix=EXPORT_TMP_PREFIX, dir=out_dir) as tmp:
         work = Path(tmp)
-        entry = backend.export(ExportJob(encoder, work, name, opts, check, threshold, data, root, qad))
+        facts = backend.export(ExportJob(encoder, work, name, opts, check, threshold, data, root, qad))
         # Only a file that passed its check reaches out_dir; the rename is atomic on one filesystem.
         for side in backend.sidecars(name):
             (work / side).replace(out_dir / side)
@@ -134,9 +136,9 @@ def _export_locked(run_dir: Path, out_dir: Path, opts: ExportOptions) -> ExportR
         backend.finish(work, out_dir)
     size = (out_dir / name).stat().st_size
     written = [out_dir / name, *(out_dir / side for side in backend.sidecars(name))]
-    entry = {"file": name, "format": opts.format, "precision": fmt.precision,
+    entry: ExportEntry = {"file": name, "format": opts.format, "precision": fmt.precision,
              "size_bytes": size, "size_mb": round(size / 1e6, 3),
-             "files": {f.name: file_record(f) for f in written}, **entry,
+             "files": {f.name: file_record(f) for f in written}, **facts,
              "export_seconds": round(time.time() - started, 1),
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tools": tool_versions()}
     manifest = record_export(out_dir, name, entry, student=read_encoder_meta(run_dir))

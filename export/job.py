@@ -19,6 +19,7 @@ import numpy as np
 from compressor.errors import CompressorError
 from compressor.export import images as img
 from compressor.export.options import ExportOptions
+from compressor.manifest import FidelityRecord
 from compressor.models.encoder import Encoder
 
 log = logging.getLogger("compressor")
@@ -128,13 +129,13 @@ class ExportJob:
                 "knn_queries": n, "knn": "weighted cosine kNN, k=20, T=0.07", "knn_bank_sample": bank.sample}
 
     def verdict(self, reference: np.ndarray, output: np.ndarray, *, what: str = "export",
-                note: str = "") -> tuple[dict, float]:
+                note: str = "") -> tuple[FidelityRecord, float]:
         """The parity figures of ``output`` (the file's embeddings) against ``reference``; raises the one-line
         refusal (file not kept) below the threshold. Returns (``fidelity`` block, mean cosine)."""
         from compressor.export.parity import compare
 
         fid = compare(reference, output, data=self.check.source)
-        fidelity = {**fid.to_dict(), "threshold": self.threshold, "sample": self.check.sample}
+        fidelity: FidelityRecord = {**fid.to_dict(), "threshold": self.threshold, "sample": self.check.sample}
         if not fid.mean_cosine >= self.threshold:  # NaN fails too
             fix = int8_hint(self.opts) if self.opts.format.endswith("int8") else (
                 "; try --strict-fp32" if self.opts.format == "openvino" else

@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from compressor.manifest import InputRecord
+
 SCHEMA = "compressor-onnx/1"
 
 
@@ -84,13 +86,15 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def input_from_metadata(props: dict[str, str]) -> dict | None:
+def input_from_metadata(props: dict[str, str]) -> InputRecord | None:
     """The manifest-style ``input`` block rebuilt from ``metadata_props``, or ``None`` without our schema."""
     if props.get("compressor.schema") != SCHEMA:
         return None
     size = int(props["input.image_size"])
     baked = json.loads(props["input.preprocess_baked"])
-    shape = ["batch", size, size, 3] if baked else ["batch", 3, size, size]
-    return {"name": props["input.name"], "dtype": props["input.dtype"], "layout": props["input.layout"],
-            "shape": shape, "color": props["input.color"], "preprocess_baked": baked,
-            "mean": json.loads(props["input.mean"]), "std": json.loads(props["input.std"])}
+    shape: list[int | str] = ["batch", size, size, 3] if baked else ["batch", 3, size, size]
+    record: InputRecord = {"name": props["input.name"], "dtype": props["input.dtype"],
+                           "layout": props["input.layout"], "shape": shape, "color": props["input.color"],
+                           "preprocess_baked": baked, "mean": json.loads(props["input.mean"]),
+                           "std": json.loads(props["input.std"])}
+    return record

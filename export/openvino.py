@@ -16,14 +16,19 @@ optional (``pip install 'compressor[openvino]'``) and imported lazily.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from compressor.errors import CompressorError
 from compressor.utils.extras import install_hint
+
+if TYPE_CHECKING:
+    from compressor.export.timing import Throughput
 
 log = logging.getLogger("compressor")
 
@@ -85,24 +90,22 @@ def read_metadata(xml: str | Path) -> dict[str, str]:
 
 
 class OpenVinoRunner:
-    """An IR compiled for the CPU with the latency hint; ``precision`` is what the plugin picked."""
+    """An IR compiled for the CPU with the latency hint; ``precision`` is what the plugin picked.
+
+    It computes in host memory, so its compute step is end to end (no ``end_to_end`` of its own). Its
+    :meth:`throughput` compiles the IR again with the THROUGHPUT hint and keeps an ``AsyncInferQueue`` full,
+    as ``benchmark_app -hint throughput -api async`` does.
+    """
 
     backend = "openvino"
 
     def __init__(self, xml: str | Path, *, threads: int | None = None, strict_fp32: bool | None = None) -> None:
         ov = _ov()
-        core = ov.Core()
+        self.core = ov.Core()
         if strict_fp32 is None:
             strict_fp32 = json.loads(read_metadata(xml).get("openvino.strict_fp32", "false"))
-        config: dict = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        if strict_fp32:
-            config["INFERENCE_PRECISION_HINT"] = "f32"
-        try:
-            self.compiled = core.compile_model(str(xml), "CPU", config)
-        except RuntimeError as err:
-            raise CompressorError(f"OpenVINO cannot compile {xml}: {str(err).splitlines()[0]}") from err
+        self.xml, self.threads, self.strict_fp32 = Path(xml), threads, strict_fp32
+        self.compiled = self._compile({"PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
@@ -122,3 +125,71 @@ class OpenVinoRunner:
         outs = [np.array(self.prepare(inputs[i:i + batch])(), dtype=np.float32)
                 for i in range(0, len(inputs), batch)]
         return np.concatenate(outs)
+
+    def _compile(self, config: dict) -> Any:
+        """The IR compiled for the CPU with ``config`` plus this runner's threads and precision."""
+        config = dict(config)
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        if self.strict_fp32:
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        try:
+            return self.core.compile_model(str(self.xml), "CPU", config)
+        except RuntimeError as err:
+            raise CompressorError(f"OpenVINO cannot compile {self.xml}: {str(err).splitlines()[0]}") from err
+
+    def throughput(self, inputs: np.ndarray, *, streams: int | None, threads: int, warmup: int, warmup_s: float,
+                   iters: int | None, seconds: float | None, min_iters: int = 5) -> Throughput:
+        """Requests in flight through an ``AsyncInferQueue`` of the plugin's optimal size, compiled with the
+        THROUGHPUT hint (``streams`` sets NUM_STREAMS; default: the hint's choice). A request's latency runs
+        from its start (on an idle request) to its callback; images/s over the timed window.
+
+        ``threads`` is already this runner's INFERENCE_NUM_THREADS (recorded in the settings)."""
+        import time
+
+        from compressor.export.timing import Throughput, Timing
+
+        ov = _ov()
+        config: dict = {"PERFORMANCE_HINT": "THROUGHPUT"}
+        if streams:
+            config["NUM_STREAMS"] = streams
+        compiled = self._compile(config)
+        nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        queue = ov.AsyncInferQueue(compiled, nireq)
+        latencies: list[float] = []
+        queue.set_callback(lambda request, started: latencies.append(time.perf_counter() - started))
+        x = np.ascontiguousarray(inputs)
+
+        def submit() -> None:
+            queue.get_idle_request_id()  # wait for a free request, so that the latency starts when it starts
+            queue.start_async({0: x}, time.perf_counter(), share_inputs=True)
+
+        start = time.perf_counter()  # warm-up: every request at least once, and warmup_s seconds
+        sent = 0
+        while sent < max(warmup, nireq) or time.perf_counter() - start < warmup_s:
+            submit()
+            sent += 1
+        queue.wait_all()
+        warm_s, warm_calls = time.perf_counter() - start, sent
+        latencies.clear()
+        limit = iters if iters is not None else float("inf")
+        floor = min_iters * nireq
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            deadline = start + seconds if seconds is not None else float("inf")
+            sent = 0
+            while sent < floor or (sent < limit and time.perf_counter() < deadline):
+                submit()
+                sent += 1
+            queue.wait_all()
+            elapsed = time.perf_counter() - start
+        finally:
+            if was_enabled:
+                gc.enable()
+        settings = {"streams": int(compiled.get_property("NUM_STREAMS")), "requests_in_flight": nireq,
+                    "hint": "THROUGHPUT", "api": f"AsyncInferQueue of {nireq} requests (async)",
+                    "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
+        return Throughput(Timing(np.asarray(latencies) * 1e3, warm_s, warm_calls),
+                          images_per_s=len(x) * sent / elapsed, requests=sent, elapsed_s=elapsed, settings=settings)

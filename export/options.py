@@ -19,6 +19,11 @@ DEFAULT_OPSET = 17
 MAX_OPSET = 20  # the highest torch.onnx.export(dynamo=False) writes
 REDUCE_RANGE = ("auto", "on", "off")
 BACKENDS = ("torch", "ort-cpu", "ort-cuda", "trt", "openvino")  # declared here, not in runners: no numpy
+# latency: one request at a time (compute-only and end-to-end figures); throughput: several requests in flight
+BENCH_MODES = ("latency", "throughput")
+# Warm-up before timing, in seconds (trtexec's --warmUp default is 200 ms): long enough for a GPU's clocks and
+# cuDNN/oneDNN kernel choice, short enough to add little to a CPU table of many rows.
+WARMUP_S = 0.2
 
 
 @dataclass
@@ -26,7 +31,8 @@ class ExportOptions:
     """Everything ``compress export`` takes (``export_run``): each field is one of its flags, help text included."""
 
     format: str = option("onnx", "onnx, onnx-fp16, onnx-int8, openvino, openvino-int8, trt-fp16, trt-int8 or timm; "
-                                 "comma-separated for several (exported in turn).", aliases=("-f",))
+                                 "trt means trt-fp16 (an FP16 TensorRT engine); comma-separated for several "
+                                 "(exported in turn).", aliases=("-f",))
     out_dir: Path | None = option(None, "Output folder (default: RUN/export).", flag="--out")
     opset: int = option(DEFAULT_OPSET, f"ONNX opset ({DEFAULT_OPSET} to {MAX_OPSET}).")
     bake_preprocess: bool = option(False, "Put the normalisation in the graph: the input becomes uint8 N×H×W×3 RGB.",
@@ -85,9 +91,12 @@ class BenchOptions:
     backends: tuple[str, ...] = BACKENDS
     batches: tuple[int, ...] = (1, 8, 32)
     threads: int | None = None  # default: every usable core
-    warmup: int = 5
-    iters: int | None = 50
+    warmup: int = 1  # untimed calls at least (the first allocates and picks kernels) ...
+    warmup_s: float = WARMUP_S  # ... and untimed seconds at least
+    iters: int | None = 50  # timed calls (latency) or requests in all (throughput), at most
     seconds: float | None = 10.0
+    mode: str = "latency"  # one of BENCH_MODES
+    streams: int | None = None  # throughput: requests in flight (default: the runtime's choice, see bencher)
     compile: bool = False
     torch_device: str = "cpu"
     data: str | None = None  # default: the run's data

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from compressor.manifest import FidelityRecord
 from compressor.models.encoder import Encoder
 
 
@@ -21,8 +22,9 @@ class Fidelity:
     min_cosine: float
     reference: str = "pytorch fp32"
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> FidelityRecord:
+        return {"n_images": self.n_images, "data": self.data, "max_abs_diff": self.max_abs_diff,
+                "mean_cosine": self.mean_cosine, "min_cosine": self.min_cosine, "reference": self.reference}
 
     def describe(self) -> str:
         return (f"mean cosine {self.mean_cosine:.6f} (min {self.min_cosine:.6f}), "

@@ -4,13 +4,15 @@ For every candidate (default: the edge zoo, :data:`compressor.export.zoo.EDGE_ST
 the formats of the target backend, keeps those that pass their parity check, benches them at batch 1
 with the target's threads and takes the fastest. Latency does not depend on the weights, so this
 phase uses a freshly initialised student (seeded). With ``data``, every candidate within the budget
-then gets a short distillation (``steps`` steps; with a teacher the ``recipe`` given, else SimCLR)
+then gets a short distillation (``steps`` steps; with a teacher the ``recipe`` given, else
+``compress distill``'s default recipe; SimCLR without a teacher)
 and a kNN evaluation on a class-stratified sample, and the candidates are ranked by kNN top-1 per
 millisecond with the Pareto front (nothing else both faster and more accurate) marked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -50,7 +52,7 @@ class PickOptions:
     data_root: str | None = None
     teacher: str | None = None
     teacher_weights: str | None = None
-    recipe: str | None = None  # default: mvmr with a teacher, simclr without
+    recipe: str | None = None  # default: default_recipe(teacher), distill's own default with a teacher
     steps: int = 50
     batch_size: int = 32
     calib_size: int = 64  # small: the calibration is for latency here, not the final export
@@ -246,7 +248,7 @@ def _quality(cand: Candidate, run: Path, opts: PickOptions) -> None:
     from compressor.eval.embed import evaluate_encoder
     from compressor.models.saved import load_encoder
 
-    recipe = opts.recipe or ("mvmr" if opts.teacher else "simclr")
+    recipe = opts.recipe or default_recipe(opts.teacher)
     cfg = TrainConfig(student=cand.arch, teacher=opts.teacher, teacher_weights=opts.teacher_weights,
                       recipe=recipe, data=opts.data or "", data_root=opts.data_root, max_steps=opts.steps,
                       batch_size=opts.batch_size, image_size=opts.image_size, out=str(run))
@@ -261,6 +263,19 @@ def _quality(cand: Candidate, run: Path, opts: PickOptions) -> None:
         return
     cand.knn_top1 = res.knn_top1
     cand.knn_per_ms = res.knn_top1 / cand.p50_ms if cand.p50_ms else None
+
+
+def default_recipe(teacher: str | None) -> str:
+    """The recipe of the short distillations when none is named: with a teacher, ``compress distill``'s default
+    (the one declaration, ``TrainConfig.recipe``: the best teacher→student recipe at short budgets in
+    docs/benchmarks.md's quality table); without one there is nothing to distil from, so SimCLR."""
+    if not teacher:
+        return "simclr"
+    from compressor.engine.config import TrainConfig
+
+    recipe = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "recipe")
+    assert isinstance(recipe, str)  # a plain default, not a factory
+    return recipe
 
 
 def _mark_pareto(cands: list[Candidate]) -> None:

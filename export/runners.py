@@ -1,16 +1,29 @@
-"""One runner per bench backend: ``torch`` (eager, optionally compiled), ``ort-cpu``, ``ort-cuda``, ``trt``,
-``openvino`` (its runner lives in :mod:`compressor.export.openvino`).
+"""One runner per bench backend: ``torch`` (eager, optionally compiled), ``ort-cpu``, ``ort-cuda``, ``trt``
+(:mod:`compressor.export.tensorrt`), ``openvino`` (:mod:`compressor.export.openvino`).
 
-A runner's ``prepare(inputs)`` puts one batch where the backend wants it and returns ``step``, a
-zero-argument call that runs the model once and returns the embeddings (GPU work synchronised).
+The contract bench times, the same for every runner so that rows compare like with like:
+
+- ``prepare(inputs) -> step``: **compute only**. The batch is put where the backend computes (copied to the
+  GPU once, outside the timed call); ``step()`` runs the model once and returns the embeddings left where
+  they were computed (a CUDA tensor, an ORT value on the GPU), with the GPU work synchronised.
+- ``end_to_end(inputs) -> step | None``: **end to end**. ``step()`` takes the host array, runs the model and
+  returns the embeddings in host memory: every copy in and out is inside the timed call. ``None`` (or no such
+  method) means the runner computes in host memory, so its compute step *is* end to end: bench reports one
+  timing under both names and says so, rather than timing the same thing twice.
+- ``throughput(inputs, ...) -> Throughput`` (optional): several requests in flight (``bench --mode
+  throughput``); ORT here, OpenVINO's ``AsyncInferQueue`` in its module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from compressor.export.timing import Throughput
 
 Step = Callable[[], object]
 
@@ -35,6 +48,8 @@ def as_numpy(out: object) -> np.ndarray:
         out = out[0]
     if hasattr(out, "detach"):
         out = out.detach().float().cpu().numpy()
+    elif hasattr(out, "numpy"):  # an onnxruntime OrtValue (on the GPU for ort-cuda's compute step)
+        out = out.numpy()
     return np.asarray(out, dtype=np.float32)
 
 
@@ -67,14 +82,35 @@ class TorchRunner:
             return y
 
         if self.format == "pytorch-compiled":
-            try:
-                step()  # compiles for this batch shape, outside the timed calls
-            except Exception as err:  # inductor raises many types (missing compiler, unsupported op)
-                from compressor.errors import CompressorError
-
-                raise CompressorError(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
-                                      "bench without --compile") from err
+            self._compile(step)
         return step
+
+    def end_to_end(self, inputs: np.ndarray) -> Step | None:
+        """On CUDA: host array → device → model → host array in each call; ``None`` on CPU (compute is end to end)."""
+        if self.device.type == "cpu":
+            return None
+        torch = self.torch
+        host = torch.from_numpy(np.ascontiguousarray(inputs))
+
+        def step() -> object:
+            x = host.to(self.device)
+            with torch.inference_mode():
+                y = self.model(x)
+            return y.cpu().numpy()  # the copy back waits for the model: no separate synchronise
+
+        if self.format == "pytorch-compiled":
+            self._compile(step)
+        return step
+
+    def _compile(self, step: Step) -> None:
+        """Run ``step`` once so that torch.compile compiles for its batch shape outside the timed calls."""
+        try:
+            step()
+        except Exception as err:  # inductor raises many types (missing compiler, unsupported op)
+            from compressor.errors import CompressorError
+
+            raise CompressorError(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
+                                  "bench without --compile") from err
 
 
 class OrtRunner:
@@ -84,11 +120,58 @@ class OrtRunner:
         from compressor.export.runtime import make_session
 
         self.backend = backend
+        self.path = Path(path)
+        self.threads = threads
         self.session = make_session(path, backend=backend, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self._bound: tuple = ()  # ort-cuda: the device input and binding of the latest prepare, kept alive here
+        self._streams: dict[tuple[int, int], list] = {}  # (streams, threads each) → sessions, made once
 
     def prepare(self, inputs: np.ndarray) -> Step:
         feed = {self.input_name: np.ascontiguousarray(inputs)}
-        # ort-cuda copies the batch to the GPU inside run(): its latency includes the transfer, as an
-        # application feeding host images would see it.
+        if self.backend == "ort-cpu":
+            return lambda: self.session.run(None, feed)[0]
+        # ort-cuda, compute only: the batch is copied to the GPU once and bound (IOBinding), the output is left
+        # on the GPU. Run() synchronises the CUDA stream at its end (ORT's default), so the call is complete.
+        import onnxruntime as ort
+
+        x = ort.OrtValue.ortvalue_from_numpy(feed[self.input_name], "cuda", 0)
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.input_name, x)
+        binding.bind_output(self.output_name, "cuda")
+        self._bound = (x, binding)
+
+        def step() -> object:
+            self.session.run_with_iobinding(binding)
+            return binding.get_outputs()[0]
+
+        return step
+
+    def end_to_end(self, inputs: np.ndarray) -> Step | None:
+        """ort-cuda: ``run()`` with a host array copies it in and the embeddings out in each call."""
+        if self.backend == "ort-cpu":
+            return None
+        feed = {self.input_name: np.ascontiguousarray(inputs)}
         return lambda: self.session.run(None, feed)[0]
+
+    def throughput(self, inputs: np.ndarray, *, streams: int | None, threads: int, warmup: int, warmup_s: float,
+                   iters: int | None, seconds: float | None) -> Throughput:
+        """``streams`` sessions (default: one per thread), each with ``threads // streams`` intra-op threads and
+        one Python thread calling ``run`` back to back (ORT releases the GIL inside ``run``); host arrays in
+        and out, so on ``ort-cuda`` the figure is end to end."""
+        from compressor.export.runtime import make_session
+        from compressor.export.timing import measure_streams
+
+        n = streams or max(1, threads)
+        each = max(1, threads // n)
+        if (n, each) not in self._streams:
+            self._streams[(n, each)] = [make_session(self.path, backend=self.backend, threads=each)
+                                        for _ in range(n)]
+        feed = {self.input_name: np.ascontiguousarray(inputs)}
+        steps = [lambda s=s: s.run(None, feed)[0] for s in self._streams[(n, each)]]
+        result = measure_streams(steps, len(inputs), warmup=warmup, warmup_s=warmup_s, iters=iters,
+                                 seconds=seconds)
+        result.settings.update(requests_in_flight=n, intra_op_threads=each, inter_op_threads=1,
+                               api=f"{n} ONNX Runtime sessions, one Python thread each (sync run)")
+        return result

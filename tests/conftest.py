@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -15,7 +16,13 @@ from compressor.models.encoder import Encoder
 from compressor.models.students import build_student
 from compressor.plugins import load_plugins
 
-torch.set_num_threads(2)
+# `make test` runs the suite in two pytest-xdist workers on a 2-core machine: one thread each (and in the
+# processes they start), so the workers do not fight over the cores; a plain `pytest` keeps two threads.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
 load_plugins()  # the recipes register themselves with the core now, not at the first lookup
 
 

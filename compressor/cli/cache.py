@@ -8,7 +8,7 @@ import typer
 
 from compressor.cli.util import setup_logging
 
-cache_app = typer.Typer(help="Teacher-embedding caches (`--teacher-cache`).", no_args_is_help=True)
+cache_app = typer.Typer(help="Build a teacher-embedding cache for --teacher-cache.", no_args_is_help=True)
 
 
 @cache_app.command("build")
@@ -27,7 +27,9 @@ def build(
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow TorchScript teacher files.")
                                 ] = False,
 ) -> None:
-    """Compute the teacher's embedding of every image's deterministic view into OUT; resumes a partial cache.
+    """Fill the teacher-embedding cache OUT in one pass.
+
+    Computes the teacher's embedding of every image's deterministic view into OUT; resumes a partial cache.
 
     Example: compress cache build tcache --teacher clip-vit-b16 --teacher-weights ViT-B-16.pt --data ./images
     """
@@ -37,8 +39,10 @@ def build(
     from compressor.engine.config import TrainConfig
     from compressor.engine.ranges import check_train_config
     from compressor.engine.setup import build_teachers, resolve_device
+    from compressor.rundir import check_output_path
 
     setup_logging()
+    check_output_path(out, "OUT (the cache folder)")
     cfg = TrainConfig(student="-", teacher=teacher, teacher_weights=teacher_weights,
                       teacher_image_size=teacher_image_size, data=data, data_root=data_root, max_images=max_images,
                       seed=seed, batch_size=batch_size, workers=workers, trust_checkpoint=trust_checkpoint)

@@ -18,13 +18,18 @@ def demo(
     teacher_epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the teacher (whole split).")] = 2,
     images: Annotated[int, typer.Option(min=1, help="The students' training images (a fixed subset).")] = 10_000,
 ) -> None:
-    """Train a teacher, distill a smaller student, train it alone, compare by kNN; then export the teacher and
-    the KD student to ONNX and INT8, bench them here and write report.md / report.html."""
+    """Run the whole chain offline on CPU, on Fashion-MNIST.
+
+    Train a teacher, distill a smaller student, train it alone, compare by kNN; then export the teacher and
+    the KD student to ONNX and INT8, bench them here and write report.md / report.html.
+    """
     from compressor.demo import DemoConfig, run_demo
     from compressor.demo_deploy import deploy_demo
     from compressor.report.collect import collect, headline
+    from compressor.rundir import check_output_path
 
     setup_logging()
+    check_output_path(out, "--out")
     cfg = DemoConfig(out=out, data_root=data_root, epochs=epochs, teacher_epochs=teacher_epochs, images=images)
     results = run_demo(cfg)
     table = Table(title=f"Fashion-MNIST kNN top-1 (k=20, T=0.07; {cfg.eval_bank} train bank, "

@@ -19,14 +19,16 @@ def distill(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.", show_default=False)] = False,
     **fields: Any,
 ) -> None:
-    """Distill a compact student from a teacher (or a peer) with an SSL-KD recipe.
+    """Distill a compact student from a teacher or a peer.
+
+    The student learns the teacher's (or a peer's) representation with a self-supervised KD recipe (--recipe).
 
     Example: compress distill --teacher clip-vit-b16 --teacher-weights ckpt.pt --student resnet18
     --recipe mvmr --data ./images --epochs 10
     """
     from compressor.engine.config import parse_set_options, resolve_config
     from compressor.engine.trainer import train
-    from compressor.rundir import RunDir
+    from compressor.rundir import RunDir, check_output_path
 
     setup_logging()
     flags = {k: v for k, v in fields.items() if given_on_command_line(ctx, k)}  # YAML keeps what was not typed
@@ -38,6 +40,7 @@ def distill(
     if resuming and out and config_file is None and RunDir(out).config_path.is_file():
         config_file = RunDir(out).config_path  # a resumed run keeps its own configuration
     cfg = resolve_config(flags, config_file)
+    check_output_path(cfg.out, "--out")  # one line before any model is built (cfg.out may come from the YAML)
     run_dir = train(cfg, progress=not quiet)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return

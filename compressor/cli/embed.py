@@ -19,11 +19,16 @@ def embed_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (PyTorch runs only).")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Embed every image under DATA; unreadable images are skipped and named."""
+    """Write the embeddings of every image under DATA.
+
+    Unreadable images are skipped and named.
+    """
     from compressor.engine.setup import resolve_device
     from compressor.export.embed_files import embed_folder
+    from compressor.rundir import check_output_path
 
     setup_logging()
+    check_output_path(out, "--out", folder=False)  # before embedding every image, not after
     emb, _ = embed_folder(model, data, out, batch_size=batch_size, device=str(resolve_device(device)),
                            progress=not quiet)
     typer.echo(f"{emb.shape[0]} embeddings of dimension {emb.shape[1]} written to {out} "

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from compressor.cli.util import setup_logging
+from compressor.eval.linear import DEFAULT_PROBE, PROBE_KINDS
 
 
 def eval_cmd(
@@ -19,22 +20,29 @@ def eval_cmd(
     data_root: Annotated[str | None, typer.Option(help="Where to look for fashion-mnist first.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="A copy of RUN/eval.json here.")] = None,
     linear: Annotated[bool, typer.Option(help="Also fit a linear probe.")] = True,
+    probe: Annotated[str, typer.Option(help=f"Linear probe, one of {', '.join(PROBE_KINDS)}: lbfgs-logreg is the "
+                                            "papers' (L-BFGS logistic regression, C swept on a split of the bank), "
+                                            "adam a faster untuned one.")] = DEFAULT_PROBE,
     max_train: Annotated[int | None, typer.Option(help="Use at most N training images as the kNN bank.")] = None,
     max_val: Annotated[int | None, typer.Option(help="Use at most N validation images as queries.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
 ) -> None:
-    """Weighted kNN (cosine, k=20, T=0.07) and linear probe: train split = bank, val/test split = queries."""
+    """Measure a run's kNN and linear-probe top-1 accuracy.
+
+    Weighted kNN (cosine, k=20, T=0.07) and linear probe: train split = bank, val/test split = queries.
+    """
     from compressor.data.datasets import build_dataset
-    from compressor.runlock import refuse_if_training
     from compressor.engine.setup import resolve_device
     from compressor.errors import CompressorError
     from compressor.eval.embed import evaluate_encoder
     from compressor.models.saved import load_encoder
-    from compressor.rundir import RunDir
+    from compressor.rundir import RunDir, check_output_path
+    from compressor.runlock import refuse_if_training
     from compressor.utils.io import atomic_write_text
 
     setup_logging()
+    check_output_path(json_out, "--json", folder=False)  # before the embedding and the probe, not after
     refuse_if_training(run, "eval")
     for flag, value in (("--batch-size", batch_size), ("--max-train", max_train), ("--max-val", max_val)):
         if value is not None and value < 1:
@@ -48,7 +56,7 @@ def eval_cmd(
     dev = resolve_device(device)
     encoder.to(dev)
     res = evaluate_encoder(encoder, build_dataset(data, "train", data_root), build_dataset(data, "val", data_root),
-                           linear=linear, limit_train=max_train, limit_val=max_val, device=str(dev),
+                           linear=linear, probe=probe, limit_train=max_train, limit_val=max_val, device=str(dev),
                            batch_size=batch_size, progress=True)
     table = Table(title=f"{run} on {data}")
     for col in ("metric", "top-1"):
@@ -56,7 +64,8 @@ def eval_cmd(
     table.add_row("kNN (k=20, T=0.07)", f"{100 * res.knn_top1:.2f}%")
     table.add_row("bank / queries", f"{res.n_train} / {res.n_query} images (disjoint)")
     if res.linear_top1 is not None:
-        table.add_row("linear probe", f"{100 * res.linear_top1:.2f}%")
+        how = f"L-BFGS logreg, C={res.probe['C']:g}" if res.probe and "C" in res.probe else "Adam, no sweep"
+        table.add_row(f"linear probe ({how})", f"{100 * res.linear_top1:.2f}%")
     Console().print(table)
     text = json.dumps({**res.to_dict(), "data": data}, indent=2) + "\n"
     atomic_write_text(RunDir(run).eval_path, text)  # beside the student, where report and pick look for it

@@ -17,16 +17,20 @@ def export_cmd(
     run: Annotated[Path, typer.Argument(help="Run directory written by `compress distill`.")],
     **fields: Any,
 ) -> None:
-    """Export the student and check it against PyTorch on real images; writes RUN/export/manifest.json.
+    """Export the student to ONNX, INT8, OpenVINO or TensorRT.
+
+    Each file is checked against PyTorch on real images; RUN/export/manifest.json records it.
 
     Example: compress export runs/r18 -f onnx,onnx-int8 --calib-size 256
     """
     from compressor.cli.util import from_flags, setup_logging
     from compressor.export.exporter import check_options
+    from compressor.rundir import check_output_path
     from compressor.runlock import refuse_if_training
 
     setup_logging()
     opts = from_flags(ExportOptions, fields)
+    check_output_path(opts.out_dir, "--out")
     formats = [f.strip() for f in opts.format.split(",") if f.strip()] or [opts.format]
     each = [replace(opts, format=f) for f in formats]
     for o in each:  # every format, and every number whatever the format, before the first file is written

@@ -23,7 +23,7 @@ def list_cmd(
     all_: Annotated[bool, typer.Option(
         "--all", help="Students: every timm architecture, not only the curated edge zoo.")] = False,
 ) -> None:
-    """List the registered teachers, student architectures or recipes.
+    """List the registered teachers, students or recipes.
 
     ``students`` shows the curated edge zoo (parameters, GMACs at 224 px) without loading torch;
     ``--all`` or ``--filter`` lists timm's whole catalogue (any timm name works as a student).
@@ -41,7 +41,7 @@ def list_cmd(
         table = Table("teacher", "embedding", "input", "description")
         for t in list_teachers():
             table.add_row(t.name, str(t.embed_dim), str(t.image_size), t.description)
-        table.caption = "also: timm:<name>, open_clip:<arch>:<tag>, or a run directory of ours"
+        table.caption = "also: timm:<name>, hf-hub:org/name, open_clip:<arch>:<tag>, or a run directory of ours"
     elif not (all_ or filter_):
         from compressor.export.zoo import EDGE_STUDENT_COSTS
 
@@ -56,5 +56,5 @@ def list_cmd(
         table = Table("student (timm architecture)")
         for n in names:
             table.add_row(n)
-        table.caption = f"{len(names)} architectures; any timm model name works"
+        table.caption = f"{len(names)} architectures; any timm model name works, or hf-hub:org/name"
     console.print(table)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any, cast
 
 import typer
 
 from compressor import __version__
 from compressor.cli import bench, cache, data, demo, distill, embed, eval, export, list_cmd, pick, prune, report, run
+from compressor.cli.util import PanelCommand, summary
 from compressor.errors import CompressorError
 
 app = typer.Typer(
@@ -25,19 +27,27 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: on/off flags show no value placeholder
 )
 
-app.command("distill")(distill.distill)
-app.command("eval")(eval.eval_cmd)
-app.command("export")(export.export_cmd)
-app.command("embed")(embed.embed_cmd)
-app.command("bench")(bench.bench_cmd)
-app.command("pick")(pick.pick_cmd)
-app.command("list")(list_cmd.list_cmd)
-app.command("demo")(demo.demo)
-app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run.run_cmd)
-app.command("report")(report.report_cmd)
-app.command("prune")(prune.prune_cmd)
-app.add_typer(cache.cache_app, name="cache")
-app.add_typer(data.data_app, name="data")
+
+def _command(name: str, func: Callable[..., Any], **kw: Any) -> None:
+    """Register ``func`` as ``compress NAME``; its docstring's first paragraph is the summary ``--help`` lists."""
+    app.command(name, short_help=summary(func), **kw)(func)
+
+
+_command("distill", distill.distill, cls=PanelCommand)  # its options in sections (TrainConfig's panels)
+_command("eval", eval.eval_cmd)
+_command("export", export.export_cmd)
+_command("embed", embed.embed_cmd)
+_command("bench", bench.bench_cmd)
+_command("pick", pick.pick_cmd)
+_command("list", list_cmd.list_cmd)
+_command("demo", demo.demo)
+_command("run", run.run_cmd, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+_command("report", report.report_cmd)
+_command("prune", prune.prune_cmd)
+for _name, _group in (("cache", cache.cache_app), ("data", data.data_app)):
+    app.add_typer(_group, name=_name, short_help=summary(_group.info.help))
+    for _sub in _group.registered_commands:  # `compress cache --help` lists `build` by the same rule
+        _sub.short_help = _sub.short_help or summary(_sub.callback)
 
 
 def _print_version(value: bool) -> None:
@@ -93,6 +103,12 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(130)
         if debug:
             raise
+        if isinstance(err, OSError) and err.filename:  # a path no command checked first: the path and the problem
+            from compressor.rundir import output_path_problem
+
+            why = output_path_problem(err.filename, folder=isinstance(err, NotADirectoryError)) or err.strerror
+            typer.echo(f"error: {str(err.filename)!r}: {why}", err=True)
+            sys.exit(2)
         typer.echo(f"error: {type(err).__name__}: {err} (re-run with --debug for the traceback)", err=True)
         sys.exit(1)
     if isinstance(code, int) and code:

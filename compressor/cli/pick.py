@@ -22,8 +22,8 @@ def pick_cmd(
     teacher: Annotated[str | None, typer.Option(
         help="Teacher for the short distillations (default: none, SimCLR).")] = None,
     teacher_weights: Annotated[str | None, typer.Option(help="The teacher's checkpoint (see distill).")] = None,
-    recipe: Annotated[str | None, typer.Option(help="Recipe of the short distillations (default mvmr with a "
-                                                    "teacher, simclr without).")] = None,
+    recipe: Annotated[str | None, typer.Option(help="Recipe of the short distillations (default: distill's "
+                                                    "default with a teacher, simclr without).")] = None,
     steps: Annotated[int, typer.Option(min=1, help="Steps of each short distillation.")] = 50,
     iters: Annotated[int, typer.Option(min=1, help="Timed calls per candidate (at most; 3 s each at most).")] = 20,
     qad_steps: Annotated[int | None, typer.Option(
@@ -33,13 +33,18 @@ def pick_cmd(
         "runs/pick"),
     plot: Annotated[bool, typer.Option(help="Write OUT/pick.png (needs matplotlib).")] = True,
 ) -> None:
-    """Which student to deploy: latency, size and FLOPs of each candidate in its best format for the target."""
+    """Pick the student to deploy under a latency budget.
+
+    Which student to deploy: latency, size and FLOPs of each candidate in its best format for the target.
+    """
     from rich.console import Console
 
     from compressor.cli.util import setup_logging
     from compressor.export.pick import PickOptions, pick
+    from compressor.rundir import check_output_path
 
     setup_logging()
+    check_output_path(out, "--out")
     opts = PickOptions(budget_ms=budget_ms, backend=backend, threads=threads, image_size=image_size, out=out,
                        data=data, data_root=data_root, teacher=teacher, teacher_weights=teacher_weights,
                        recipe=recipe, steps=steps, iters=iters, qad_steps=qad_steps)

@@ -23,14 +23,18 @@ def prune_cmd(
     lr: Annotated[float, typer.Option(help="Peak learning rate of the recovery (AdamW, cosine decay).")] = DEFAULT_LR,
     seed: Annotated[int, typer.Option(help="Seed of the recovery's image sample and batches.")] = 0,
 ) -> None:
-    """Remove a fraction of RUN's student's channels (torch-pruning, group L2 magnitude; the embedding keeps its
+    """Prune a student's channels, then distil it back.
+
+    Remove a fraction of RUN's student's channels (torch-pruning, group L2 magnitude; the embedding keeps its
     width), then distil the pruned network back toward the unpruned one on the run's training images.
 
     The result is a run directory like any other: eval, export (onnx, openvino) and bench read it. A killed
     job started again with the same options continues from OUT/checkpoints/prune.pt.
     """
     from compressor.prune import prune_run
+    from compressor.rundir import check_output_path
 
     setup_logging()
+    check_output_path(out, "--out")
     path = prune_run(run, out, ratio=ratio, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     typer.echo(f"pruned student written to {path}")

@@ -22,7 +22,9 @@ def run_cmd(
         "--quick", help="Tiny eval/export/bench sizes: a smoke test of the whole chain.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
-    """Run the whole chain; a stage whose configuration and inputs are unchanged is skipped.
+    """Run distill, eval, export, bench and report from one YAML file.
+
+    A stage whose configuration and inputs are unchanged is skipped.
 
     Any `compress distill` flag overrides the file (e.g. --max-steps 2 --teacher-weights random --set lr=1e-3).
     An interrupted run continues where it stopped when the same command is run again.
@@ -34,9 +36,11 @@ def run_cmd(
     from compressor.pipeline import run_pipeline
     from compressor.pipeline.config import parse_distill_flags
     from compressor.report.collect import collect, headline
+    from compressor.rundir import check_output_path
 
     setup_logging()
     overrides = parse_distill_flags(list(ctx.args))
+    check_output_path(overrides.get("out"), "--out")  # an `out:` of the YAML: the one-line net in cli/main.py
     result = run_pipeline(config, overrides=overrides, pipeline_overrides=parse_set_options(pipeline_set),
                           only=only, force=force, quick=quick, progress=not quiet)
     typer.echo(f"stages run: {', '.join(result.ran) or 'none'}; skipped (current): "

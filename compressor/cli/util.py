@@ -1,4 +1,5 @@
-"""Helpers shared by the command modules: logging, integer lists, and flags built from config dataclasses."""
+"""Helpers shared by the command modules: logging, integer lists, flags built from config dataclasses, and help
+that groups those flags in sections and never cuts a command's summary."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
+from typer.core import TyperCommand
 
 from compressor.errors import CompressorError
 
@@ -38,13 +40,14 @@ def flag_name(field: dataclasses.Field) -> str:
 
 
 def dataclass_options(cls: type, hints: dict[str, Any], skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
-    """One Typer option per field of ``cls``: its default, type and help come from the field itself.
+    """One Typer option per field of ``cls``: its default, type, help and help panel come from the field itself.
 
     Booleans become on-only flags (``--resume``) unless the field's ``flag`` says ``--x/--no-x``; dict
     fields (``recipe_config``) a repeatable ``key=value`` option under the field's ``flag`` name; tuple
     fields a repeatable option (metadata ``repeat``) or comma-separated text (``csv``), turned back into
     tuples by :func:`from_flags`. ``aliases`` adds short names (``-f``). The defaults shown in ``--help``
-    are the dataclass's own, so a default is written once.
+    are the dataclass's own, so a default is written once. A field's ``panel`` (metadata) becomes the option's
+    ``rich_help_panel``, its section in ``--help`` (:class:`PanelCommand`).
     """
     params = []
     for f in dataclasses.fields(cls):
@@ -53,18 +56,18 @@ def dataclass_options(cls: type, hints: dict[str, Any], skip: tuple[str, ...] = 
         hint, help_text = hints[f.name], f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else None
         names = (flag_name(f), *f.metadata.get("aliases", ()))
+        kw: dict[str, Any] = {"help": help_text, "rich_help_panel": f.metadata.get("panel")}
         if hint is bool:
-            info = typer.Option(*names, help=help_text, show_default="/" in names[0] and bool(default))
+            info = typer.Option(*names, **kw, show_default="/" in names[0] and bool(default))
         elif f.default is dataclasses.MISSING:  # a mapping such as recipe_config: repeated key=value
-            hint, info = list[str] | None, typer.Option(*names, help=help_text, show_default=False,
-                                                       metavar="KEY=VALUE")
+            hint, info = list[str] | None, typer.Option(*names, **kw, show_default=False, metavar="KEY=VALUE")
         elif f.metadata.get("repeat"):  # a tuple given by repeating the flag
-            hint, default, info = list[str] | None, None, typer.Option(*names, help=help_text, show_default=False,
+            hint, default, info = list[str] | None, None, typer.Option(*names, **kw, show_default=False,
                                                                       metavar="<str>")
         elif f.metadata.get("csv"):  # a tuple written as 1,8,32
-            hint, default, info = str, ",".join(str(v) for v in f.default), typer.Option(*names, help=help_text)
+            hint, default, info = str, ",".join(str(v) for v in f.default), typer.Option(*names, **kw)
         else:
-            info = typer.Option(*names, help=help_text, show_default=default not in (None, ""))
+            info = typer.Option(*names, **kw, show_default=default not in (None, ""))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=Annotated[hint, info]))
     return params
@@ -98,3 +101,42 @@ def given_on_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the user typed the option (rather than Typer filling in its default)."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name == "COMMANDLINE"
+
+
+class PanelCommand(TyperCommand):
+    """A command whose ``--help`` lists its options in sections, one per ``rich_help_panel``.
+
+    Typer draws its help panels only in rich mode; ``compress`` prints click's plain help (``main.py``: on/off
+    flags show no value placeholder), where every option would sit in one flat list. This lists the options
+    without a panel (``--config``, ``--help``) under ``Options:`` and then each panel as a section of its own, in
+    the order the options come.
+    """
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        sections: dict[str, list[tuple[str, str]]] = {"Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append(record)
+            else:
+                sections.setdefault(getattr(param, "rich_help_panel", None) or "Options", []).append(record)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        for title, records in sections.items():
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
+def summary(help_or_func: str | Callable[..., Any] | None) -> str:
+    """A command's one-line summary for ``compress --help``: the first paragraph of its help or docstring.
+
+    Given to Typer as ``short_help``, so click shows it whole instead of cutting the docstring to the terminal's
+    width ("Distill a compact student from a teacher (or a peer) with an...").
+    """
+    doc = help_or_func if isinstance(help_or_func, str) else inspect.getdoc(help_or_func) or ""
+    return " ".join(inspect.cleandoc(doc).split("\n\n", 1)[0].split())

@@ -1,7 +1,9 @@
-"""Image datasets named by a SPEC string: a folder, WebDataset ``.tar`` shards, ``fashion-mnist`` or ``synthetic``.
+"""Image datasets named by a SPEC string: a folder, WebDataset ``.tar`` shards, a Hugging Face dataset saved
+with ``save_to_disk``, ``fashion-mnist`` or ``synthetic``.
 
 Every dataset yields ``(PIL.Image in RGB, label)``; ``label`` is -1 when the data has no labels
-(the base class and the decoder are in :mod:`compressor.data.images`; shards in :mod:`compressor.data.shards`).
+(the base class and the decoder are in :mod:`compressor.data.images`; shards in :mod:`compressor.data.shards`,
+saved Hugging Face datasets in :mod:`compressor.data.hf_datasets`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from compressor.data.hf_datasets import is_saved_dataset, open_saved_dataset
 from compressor.data.images import IMAGE_EXTENSIONS, ImageDataset, load_image
 from compressor.data.shard_spec import is_shard_spec
 from compressor.data.shards import open_shards
@@ -177,7 +180,8 @@ class SyntheticDataset(ImageDataset):
 
 
 def build_dataset(spec: str, split: str = "train", root: str | None = None) -> ImageDataset:
-    """The dataset named by ``spec`` (a folder, ``.tar`` shards, ``fashion-mnist`` or ``synthetic``) for ``split``.
+    """The dataset named by ``spec`` (a folder, ``.tar`` shards, a ``save_to_disk`` folder, ``fashion-mnist`` or
+    ``synthetic``) for ``split``.
 
     ``split`` is ``train`` or ``val``; ``val`` means the val or test part where the data has one.
     """
@@ -190,4 +194,6 @@ def build_dataset(spec: str, split: str = "train", root: str | None = None) -> I
         return FashionMNIST(folder, split)
     if spec == "synthetic":
         return SyntheticDataset(size=512 if split == "train" else 128, seed=0 if split == "train" else 1)
+    if is_saved_dataset(spec):
+        return open_saved_dataset(spec, split)
     return _folder_dataset(Path(spec).expanduser(), split)

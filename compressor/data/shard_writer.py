@@ -14,7 +14,7 @@ from compressor.data.datasets import FolderDataset
 from compressor.data.images import IMAGE_EXTENSIONS
 from compressor.data.shards import CHECKSUMS_FILE, CLASSES_FILE, read_checksums, read_classes
 from compressor.errors import CompressorError
-from compressor.utils.io import atomic_write, atomic_write_text, file_record
+from compressor.utils.io import FileRecord, atomic_write, atomic_write_text, file_record
 
 
 def write_shards(folder: str | Path, out: str | Path, *, shard_size: int = 1000, prefix: str = "train",
@@ -63,7 +63,7 @@ def write_shards(folder: str | Path, out: str | Path, *, shard_size: int = 1000,
         bar = make_progress()
         bar.start()
     task = bar.add_task("sharding", total=n) if bar else None
-    written: dict[str, dict] = {}
+    written: dict[str, FileRecord] = {}
     try:
         for s in range(count):
             part = order[s * shard_size:(s + 1) * shard_size]

@@ -24,10 +24,12 @@ The contract that makes N processes equal one process with the same global batch
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -286,4 +288,7 @@ def wrap_step(recipe: nn.Module, ctx: DistContext, device: torch.device):
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(step, device_ids=ids, forward_sync_buffers=False, find_unused_parameters=True)
+    params = inspect.signature(DistributedDataParallel).parameters  # torch < 2.13: broadcast_buffers (no init sync)
+    sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    no_sync: dict[str, Any] = {sync: False}
+    return DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True, **no_sync)

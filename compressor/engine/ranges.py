@@ -19,10 +19,16 @@ from typing import Any
 
 from compressor.errors import CompressorError
 
+# The bound is the same on every machine, so a config written for a GPU node (an example's `workers: 10`)
+# validates on a 2-core laptop too; above it, more loader processes only cost memory (10 000 hang the machine).
+# A machine with more cores than this may use them all. More workers than CPUs is legal (a config from a bigger
+# machine): PyTorch's DataLoader itself warns then, so there is no second warning here.
+WORKERS_BOUND = 64
+
 
 def max_workers() -> int:
-    """More loader processes than this only costs memory (and 10 000 of them hang the machine)."""
-    return max(4, 4 * (os.cpu_count() or 1))
+    """The most ``--workers`` accepted: :data:`WORKERS_BOUND`, or this machine's CPU count where that is larger."""
+    return max(WORKERS_BOUND, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ log = logging.getLogger("compressor")
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
-    return Path("runs") / f"{cfg.recipe}-{cfg.student}-{time.strftime('%Y%m%d-%H%M%S')}"
+    student = cfg.student.replace("hf-hub:", "").replace("/", "--")  # hf-hub:org/name: one folder, no colon
+    return Path("runs") / f"{cfg.recipe}-{student}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class Trainer:

@@ -16,7 +16,7 @@ from compressor.data.loader import ViewDataset, collate_views
 from compressor.data.transforms import Views, eval_transform
 from compressor.errors import CompressorError
 from compressor.eval.knn import knn_top1
-from compressor.eval.linear import linear_probe_top1
+from compressor.eval.linear import DEFAULT_PROBE, linear_probe
 from compressor.models.encoder import Encoder, InputSpec
 
 log = logging.getLogger("compressor")
@@ -84,16 +84,23 @@ class EvalResult:
     linear_top1: float | None
     n_train: int
     n_query: int
+    probe: dict[str, Any] | None = None  # which linear probe produced linear_top1 (compressor.eval.linear)
 
     def to_dict(self) -> dict:
-        return {"knn_top1": self.knn_top1, "linear_top1": self.linear_top1, "n_train": self.n_train,
-                "n_query": self.n_query}
+        """What eval.json holds: the figures, and the probe beside the linear one."""
+        return {"knn_top1": self.knn_top1, "linear_top1": self.linear_top1, "probe": self.probe,
+                "n_train": self.n_train, "n_query": self.n_query}
 
 
 def evaluate_encoder(model: Encoder, train: ImageDataset, val: ImageDataset, *, linear: bool = True,
-                     limit_train: int | None = None, limit_val: int | None = None, device: str = "cpu",
-                     batch_size: int = 256, workers: int = 0, progress: bool = False) -> EvalResult:
-    """kNN (cosine, k=20, T=0.07) and linear-probe top-1: train split = bank, val split = queries."""
+                     probe: str = DEFAULT_PROBE, limit_train: int | None = None, limit_val: int | None = None,
+                     device: str = "cpu", batch_size: int = 256, workers: int = 0,
+                     progress: bool = False) -> EvalResult:
+    """kNN (cosine, k=20, T=0.07) and linear-probe top-1: train split = bank, val split = queries.
+
+    ``probe`` names the linear probe (:data:`compressor.eval.linear.PROBE_KINDS`; default the papers'
+    L-BFGS logistic regression with C swept on the bank); the result records it.
+    """
     if not (train.has_labels and val.has_labels):
         raise CompressorError("evaluation needs labels: use class sub-folders, fashion-mnist or synthetic")
     check_disjoint(train, val)
@@ -101,5 +108,5 @@ def evaluate_encoder(model: Encoder, train: ImageDataset, val: ImageDataset, *, 
     xb, yb = embed_dataset(model, model.spec, train, limit=limit_train, **kw)
     xq, yq = embed_dataset(model, model.spec, val, limit=limit_val, **kw)
     knn = knn_top1(xb, yb, xq, yq, k=20, t=0.07)
-    lin = linear_probe_top1(xb, yb, xq, yq) if linear else None
-    return EvalResult(knn, lin, len(yb), len(yq))
+    lin = linear_probe(xb, yb, xq, yq, kind=probe) if linear else None
+    return EvalResult(knn, lin.top1 if lin else None, len(yb), len(yq), lin.record if lin else None)

@@ -3,7 +3,8 @@
 Most distillation in practice starts the small model from ImageNet weights. A local file (a timm or
 Hugging Face hub ``model.safetensors``/``pytorch_model.bin``, a torchvision ``resnet18-*.pth``, a training
 checkpoint wrapping one) is read safely (safetensors or ``torch.load(weights_only=True)``); ``pretrained``
-takes timm's default weights for the architecture from the hub cache, or the hub when it is reachable.
+takes timm's default weights for the architecture from the hub cache, or the hub when it is reachable
+(for a hub student, ``hf-hub:org/name``, that repository's own weights, recorded with its revision).
 The classifier of the file is dropped and named, the model's own timm filter runs (position-embedding
 resampling), and then every key must land: timm's own loader goes non-strict when ``num_classes``
 differs, which would leave a student silently random (shared/CHECKPOINTS.md).
@@ -45,7 +46,13 @@ def load_student_weights(student: Encoder, weights: str, *, trust: bool = False)
     The returned dict (``weights``, ``source``, ``dropped_keys``) goes into the run's ``run.json``.
     """
     backbone = student.backbone
-    if weights == "pretrained":
+    extra: dict[str, Any] = {}
+    if weights == "pretrained" and _hub.is_hub_model(student.arch):
+        hub = _hub.hub_model(student.arch)
+        assert hub.weights is not None  # hub_model resolves a weights file when asked, or fails naming the cache
+        path, label = hub.weights, f"{student.arch}/{hub.weights.name}"
+        extra = {"revision": hub.revision, "architecture": hub.arch}
+    elif weights == "pretrained":
         path, source = _hub.fetch(_pretrained_sources(student.arch), f"student {student.arch}")
         label = f"pretrained:{source}"
     else:
@@ -67,4 +74,4 @@ def load_student_weights(student: Encoder, weights: str, *, trust: bool = False)
         load_strict(backbone, state, source=label, what=f"student {student.arch}",
                     fix=f"pass --student-weights made for {student.arch} or pick the --student they were made for")
     log.info("student %s starts from %s", student.arch, label)
-    return {"weights": label, "dropped_keys": sorted(k for ks in dropped.values() for k in ks)}
+    return {"weights": label, **extra, "dropped_keys": sorted(k for ks in dropped.values() for k in ks)}

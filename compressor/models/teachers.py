@@ -1,4 +1,5 @@
-"""Teacher zoo: frozen pretrained encoders by name (``clip-vit-b16``, ``timm:<name>``, a run directory ...).
+"""Teacher zoo: frozen pretrained encoders by name (``clip-vit-b16``, ``timm:<name>``, ``hf-hub:org/name``,
+a run directory ...).
 
 The specs are data (:mod:`compressor.models.teacher_specs`, no torch there); :func:`build_teacher`
 builds a spec's random architecture with its family's builder below, reads the weights (download,
@@ -36,8 +37,8 @@ from compressor.rundir import RunDir
 from compressor.utils.extras import require
 
 log = logging.getLogger("compressor")
-__all__ = ["FAMILY_BUILDERS", "TEACHERS", "TeacherSpec", "build_teacher", "list_teachers", "open_clip_spec",
-           "resolve_teacher", "timm_spec"]
+__all__ = ["FAMILY_BUILDERS", "TEACHERS", "TeacherSpec", "build_teacher", "hub_spec", "list_teachers",
+           "open_clip_spec", "resolve_teacher", "timm_spec"]
 
 
 def build_timm(spec: TeacherSpec, image_size: int) -> nn.Module:
@@ -164,12 +165,33 @@ def timm_spec(model_name: str) -> TeacherSpec:
         layout=Layout("", (("classifier", tuple(f"{c}.*" for c in classifier)),)))
 
 
+def hub_spec(name: str) -> TeacherSpec:
+    """Spec of ``hf-hub:org/name``, a timm model repository: architecture, ``model_args`` and input from its
+    ``config.json`` (out of the local cache when offline), weights from the repository, pooled features."""
+    hub = _hub.hub_model(name, weights=False)
+    cfg = hub.pretrained_cfg
+    classifier = cfg.get("classifier")
+    if classifier is None and timm.is_model(hub.arch):
+        classifier = getattr(get_pretrained_cfg(hub.arch), "classifier", None)
+    heads = (classifier,) if isinstance(classifier, str) else tuple(classifier or ())
+    size = hub.model_args.get("img_size") or (cfg.get("input_size") or (3, 224, 224))[-1]
+    return TeacherSpec(
+        name=name, description=f"{hub.repo} ({hub.arch}), pooled features", embed_dim=0,
+        image_size=int(size if isinstance(size, int) else size[-1]),
+        mean=cast(Floats3, tuple(cfg.get("mean", IMAGENET_MEAN))),
+        std=cast(Floats3, tuple(cfg.get("std", IMAGENET_STD))),
+        sources=tuple(f"{name}/{f}" for f in _hub.MODEL_FILES), arch=name,
+        layout=Layout("", (("classifier", tuple(f"{c}.*" for c in heads)),)))
+
+
 def resolve_teacher(name: str) -> TeacherSpec | Path:
-    """A registered name, ``timm:<name>``, ``open_clip:<arch>[:<tag>]``, or a run directory path."""
+    """A registered name, ``timm:<name>``, ``hf-hub:org/name``, ``open_clip:<arch>[:<tag>]``, or a run directory."""
     if name in TEACHERS:
         return TEACHERS.get(name)
     if name.startswith("timm:"):
         return timm_spec(name[len("timm:"):])
+    if _hub.is_hub_model(name):
+        return hub_spec(name)
     if name.startswith("open_clip:"):
         arch, _, tag = name[len("open_clip:"):].partition(":")
         return open_clip_spec(arch, tag)
@@ -180,7 +202,7 @@ def resolve_teacher(name: str) -> TeacherSpec | Path:
     if path.is_dir() or "/" in name or "\\" in name:
         return path
     raise CompressorError(unknown_name_message("teacher", name, TEACHERS.names())
-                          + "; other forms: timm:<name>, open_clip:<arch>:<tag>, a run directory")
+                          + "; other forms: timm:<name>, hf-hub:org/name, open_clip:<arch>:<tag>, a run directory")
 
 
 def _run_dir_teacher(path: Path, weights: str | None, image_size: int | None) -> Encoder:
@@ -230,7 +252,8 @@ def build_teacher(
     """Build a frozen teacher encoder.
 
     Args:
-        name: a registered name (:func:`list_teachers`), ``timm:<name>``, ``open_clip:<arch>:<tag>``,
+        name: a registered name (:func:`list_teachers`), ``timm:<name>``, ``hf-hub:org/name``,
+            ``open_clip:<arch>:<tag>``,
             a run directory of ours, or a :class:`TeacherSpec` (e.g. a smaller variant of a registered one).
         weights: ``None`` for the pretrained weights (downloaded or cached), ``"random"``, or a local
             checkpoint in the official format of that teacher (``--teacher-weights``).

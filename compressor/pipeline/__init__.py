@@ -21,6 +21,7 @@ from compressor.errors import CompressorError
 from compressor.pipeline.config import QUICK, PipelineConfig, pipeline_config, read_run_config, split_run_config
 from compressor.pipeline.stages import STAGES, Context
 from compressor.pipeline.state import PipelineState
+from compressor.pipeline.tracking import log_stage_figures
 from compressor.registry import unknown_name_message
 from compressor.rundir import RunDir
 
@@ -103,5 +104,6 @@ def run_pipeline(config: str | Path | dict[str, Any], *, overrides: dict[str, An
             ctx.state.start(name, key)
         stage.run(ctx, key)
         ctx.state.finish(name, key, time.perf_counter() - started)
+        log_stage_figures(run_dir, train.logger, name)  # eval/export/bench figures into the --logger trackers
         result.ran.append(name)
     return result

@@ -76,7 +76,7 @@ class Context:
 # -- distill --------------------------------------------------------------------------------------------
 def distill_key(ctx: Context) -> str:
     d = ctx.train.to_dict()
-    for k in ("out", "resume", "auto_resume"):
+    for k in ("out", "resume", "auto_resume", "logger"):  # where it logs does not change what it trains
         d.pop(k, None)
     return stage_key(config=d)
 
@@ -128,8 +128,11 @@ def run_prune(ctx: Context, key: str) -> None:
 
 # -- eval -----------------------------------------------------------------------------------------------
 def eval_key(ctx: Context) -> str:
+    from compressor.eval.linear import probe_settings
+
     pruned = ctx.pruned_dir
     return stage_key(pipe=ctx.pipe.section("eval_max_train", "eval_max_val", "linear", "teacher"),
+                     probe=probe_settings() if ctx.pipe.linear else None,  # a new probe protocol re-scores
                      student=ctx.student_digest, data=[ctx.train.data, ctx.train.data_root],
                      teacher=ctx.teacher_id(), pruned=file_digest(RunDir(pruned).weights_path()) if pruned else None)
 
@@ -213,14 +216,16 @@ def _bench_options(ctx: Context):
 
 
 def bench_key(ctx: Context) -> str:
+    from compressor.export.bencher import manifest_digest  # the manifests less the figures bench records in them
+
     teacher = ctx.teacher_run()
     pruned = ctx.pruned_dir
     return stage_key(pipe=ctx.pipe.section("bench_backends", "bench_batches", "bench_seconds", "bench_iters",
                                            "bench_warmup", "threads", "teacher"),
-                     student=ctx.student_digest, manifest=file_digest(ctx.run.manifest_path),
-                     pruned_manifest=file_digest(RunDir(pruned).manifest_path) if pruned else None,
+                     student=ctx.student_digest, manifest=manifest_digest(ctx.run.export_dir),
+                     pruned_manifest=manifest_digest(RunDir(pruned).export_dir) if pruned else None,
                      teacher=ctx.teacher_id(),
-                     teacher_manifest=file_digest(RunDir(teacher).manifest_path) if teacher else None)
+                     teacher_manifest=manifest_digest(RunDir(teacher).export_dir) if teacher else None)
 
 
 def run_bench(ctx: Context, key: str) -> None:

@@ -39,7 +39,8 @@ def bench_teacher(train: TrainConfig, opts: BenchOptions) -> BenchReport:
     try:
         runner = TorchRunner(encoder)
         for b in opts.batches:
-            t = measure(runner.prepare(x[:b]), warmup=opts.warmup, iters=opts.iters, seconds=opts.seconds)
+            t = measure(runner.prepare(x[:b]), warmup=opts.warmup, warmup_s=opts.warmup_s, iters=opts.iters,
+                        seconds=opts.seconds)
             report.results.append(BenchRow(
                 backend="torch", format=runner.format, precision="fp32", batch=b, p50_ms=t.p50, p90_ms=t.p90,
                 p99_ms=t.p99, mean_ms=t.mean, std_ms=t.std, throughput_ips=b * 1e3 / t.mean,

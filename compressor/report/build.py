@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from compressor.engine.preset import describe_preset
+from compressor.eval.linear import describe_probe
 from compressor.report.collect import DeployRow, ReportData, collect, headline
 from compressor.report.plots import PLOTS_USE, latency_vs_accuracy, training_curves
 from compressor.rundir import REPORT_ASSETS, RunDir
@@ -44,26 +45,52 @@ def _num(x: float | None, fmt: str) -> str:
 
 
 def quality_table(data: ReportData) -> Table | None:
+    """kNN top-1 per model; a linear column where eval.json has linear-probe figures, each with its chosen C."""
     q: dict[str, Any] = dict(data.evaluation.get("quality") or {})
+    linear: dict[str, str] = {}
     if not q:
-        if data.teacher_knn is not None:
-            q["teacher"] = data.teacher_knn
-        if data.student_knn is not None:
-            q[f"student ({data.student.get('arch')}, {data.config.get('recipe', '?')})"] = data.student_knn
+        student = f"student ({data.student.get('arch')}, {data.config.get('recipe', '?')})"
+        for label, ev in (("teacher", data.evaluation.get("teacher")), (student, data.evaluation)):
+            if ev and ev.get("knn_top1") is not None:
+                q[label] = ev["knn_top1"]
+                if ev.get("linear_top1") is not None:
+                    c = (ev.get("probe") or {}).get("C")
+                    linear[label] = _pct(ev["linear_top1"]) + (f" (C={c:g})" if c is not None else "")
     if not q:
         return None
-    return ["model", "kNN top-1"], [[k, _pct(v)] for k, v in q.items()]
+    if not linear:
+        return ["model", "kNN top-1"], [[k, _pct(v)] for k, v in q.items()]
+    return ["model", "kNN top-1", "linear top-1"], [[k, _pct(v), linear.get(k, "-")] for k, v in q.items()]
+
+
+def quality_caption(data: ReportData) -> str:
+    """What the quality table's figures are; the linear probe named from eval.json's record of it."""
+    text = "Weighted kNN top-1 (cosine, k=20, T=0.07) on frozen embeddings."
+    if data.evaluation.get("linear_top1") is not None and not data.evaluation.get("quality"):
+        text += f" Linear top-1: {describe_probe(data.evaluation.get('probe'))}."
+    return text
 
 
 def deploy_table(data: ReportData) -> Table | None:
     if not data.deploy:
         return None
-    head = ["model", "backend", "format", "precision", "batch", "size MB", "p50 ms", "p99 ms", "img/s",
-            "cosine vs fp32", "kNN delta"]
-    body = [[r.model, r.backend, r.format, r.precision, str(r.batch), _num(r.size_mb, ".1f"), f"{r.p50_ms:.2f}",
+    head = ["model", "backend", "format", "precision", "batch", "mode", "size MB", "p50 ms compute",
+            "p50 ms end to end", "p99 ms", "img/s", "cosine vs fp32", "kNN delta"]
+    body = [[r.model, r.backend, r.format, r.precision, str(r.batch), _mode_cell(r), _num(r.size_mb, ".1f"),
+             f"{r.p50_ms:.2f}", "= compute" if r.timing == "host" else _num(r.e2e_p50_ms, ".2f"),
              f"{r.p99_ms:.2f}", f"{r.img_s:.1f}", _num(r.cosine, ".5f"),
              _delta_cell(r)] for r in data.deploy]
     return head, body
+
+
+# Said under the deployment table: what its two latency columns measured (export/report.py: TIMINGS).
+DEPLOY_LEGEND = ("p50 ms compute: the input already on the device, the output left there; end to end: host "
+                 "input → host output, every copy timed; '= compute': a CPU runtime, where the two are one "
+                 "measurement. Throughput rows: several requests in flight, img/s measured over the window.")
+
+
+def _mode_cell(r: DeployRow) -> str:
+    return "latency" if r.mode == "latency" else f"throughput ({r.in_flight or '?'} in flight)"
 
 
 def _delta_cell(r: DeployRow) -> str:
@@ -142,10 +169,11 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
         ("Training curves", None, "training curves", "Each logged loss term and the learning rate by step"
          + ("; kNN top-1 on a small held-out set where the run evaluated during training (--eval-every)."
             if any(k.startswith("knn") for r in data.metrics for k in r) else ".")),
-        ("Quality", quality_table(data), None, "Weighted kNN top-1 (cosine, k=20, T=0.07) on frozen embeddings."),
+        ("Quality", quality_table(data), None, quality_caption(data)),
         ("Deployment", deploy_table(data), None,
          "Latency per batch on this machine; cosine: mean cosine similarity of the embeddings with the PyTorch "
-         "fp32 model's on the same images; kNN delta: the export's own kNN check (int8 vs fp32)."),
+         "fp32 model's on the same images; kNN delta: the export's own kNN check (int8 vs fp32). "
+         + DEPLOY_LEGEND),
         ("Latency vs accuracy", None, "latency vs accuracy",
          "kNN of an export = the model's kNN + its kNN delta (measured by the export's check)."),
         ("Environment", environment_table(data), None, ""),

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from compressor.errors import CompressorError
+from compressor.manifest import ExportEntry, manifest_entry
 from compressor.rundir import RunDir
 
 
@@ -35,6 +36,10 @@ class DeployRow:
     knn_delta: float | None  # kNN top-1 of this format minus fp32's, from the export's own check
     knn: float | None  # the model's kNN top-1 (eval) plus knn_delta where it is beyond the noise: the plot's axis
     knn_noise: float | None = None  # the check's ~95% half-width for knn_delta (None: not recorded)
+    mode: str = "latency"  # or "throughput" (several requests in flight: img_s is then the measured rate)
+    timing: str = "host"  # what p50_ms and e2e_p50_ms measured (export/report.py: TIMINGS)
+    e2e_p50_ms: float | None = None  # end to end, host input → host output (a host row: its p50_ms)
+    in_flight: int | None = None  # throughput mode: requests in flight
 
     @property
     def within_noise(self) -> bool:
@@ -89,11 +94,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _entry_of(file: str | None) -> dict[str, Any]:
+def _entry_of(file: str | None) -> ExportEntry:
     """The export manifest's entry of an exported file (empty for the PyTorch model)."""
     if not file:
         return {}
-    from compressor.manifest import manifest_entry
 
     try:
         return manifest_entry(file) or {}
@@ -118,7 +122,9 @@ def _deploy_rows(bench: dict[str, Any] | None, model: str, knn: float | None) ->
             precision=r["precision"], batch=r["batch"],
             size_mb=r.get("size_mb"), params_m=r.get("params_m"), p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
             img_s=r["throughput_ips"], cosine=r.get("cosine_vs_torch"), knn_delta=delta, knn=None,
-            knn_noise=fid.get("knn_delta_noise"))
+            knn_noise=fid.get("knn_delta_noise"), mode=r.get("mode", "latency"), timing=r.get("timing", "host"),
+            e2e_p50_ms=r.get("e2e_p50_ms", r["p50_ms"] if r.get("timing", "host") == "host" else None),
+            in_flight=(r.get("settings") or {}).get("requests_in_flight"))
         if knn is not None and delta is not None:
             row.knn = knn if row.within_noise else knn + delta
         rows.append(row)
@@ -177,8 +183,9 @@ def headline(data: ReportData) -> Headline:
     Of the (backend, format, batch) both models were measured in, the one where the student is
     fastest at the smallest common batch (the latency case) is the headline's comparison.
     """
-    student = {(r.backend, r.format, r.batch): r for r in data.deploy if r.model == "student"}
-    teacher = {(r.backend, r.format, r.batch): r for r in data.deploy if r.model == "teacher"}
+    latency = [r for r in data.deploy if r.mode == "latency"]  # a throughput row's p50 is under load
+    student = {(r.backend, r.format, r.batch): r for r in latency if r.model == "student"}
+    teacher = {(r.backend, r.format, r.batch): r for r in latency if r.model == "teacher"}
     common = sorted(set(student) & set(teacher), key=lambda k: (k[2], student[k].p50_ms))
     speedup, how = None, ""
     if common:

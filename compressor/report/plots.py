@@ -71,7 +71,7 @@ def latency_vs_accuracy(rows: list[DeployRow]) -> bytes | None:
 
 def latency_accuracy_figure(rows: list[DeployRow]) -> Any:
     """The figure of :func:`latency_vs_accuracy` (a matplotlib Figure), or None without kNN figures."""
-    pts = [r for r in rows if r.knn is not None]
+    pts = [r for r in rows if r.knn is not None and r.mode == "latency"]  # throughput p50s are under load
     if not pts:
         return None
     batch = min(r.batch for r in pts)

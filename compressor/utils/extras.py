@@ -11,6 +11,9 @@ module                  extra          what needs it
 ``tensorboard``         ``tensorboard``  TensorBoard event files beside ``metrics.jsonl``
 ``openvino``, ``nncf``  ``openvino``   ``--format openvino|openvino-int8``, ``--backend openvino``
 ``torch_pruning``       ``prune``      ``compress prune`` (a pruned run loads and exports without it)
+``wandb``               ``wandb``      ``--logger wandb`` (Weights & Biases, offline by default)
+``mlflow``              ``mlflow``     ``--logger mlflow`` (MLflow's client, mlflow-skinny)
+``datasets``            ``hf``         ``--data`` with a Hugging Face dataset saved by ``save_to_disk``
 ======================  =============  ==========================================================
 
 ``make`` and CI install every extra (``pip install -c constraints.txt -e '.[all,dev]'``).
@@ -32,6 +35,9 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "openvino": ("openvino", "openvino"),
     "nncf": ("openvino", "nncf"),
     "torch_pruning": ("prune", "torch-pruning"),
+    "wandb": ("wandb", "wandb"),
+    "mlflow": ("mlflow", "mlflow-skinny"),
+    "datasets": ("hf", "datasets"),
 }
 
 

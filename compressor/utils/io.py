@@ -17,6 +17,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 from compressor.errors import CompressorError
 
@@ -129,7 +130,14 @@ def check_regular_file(path: str | Path, what: str, *, max_bytes: int = 1 << 40,
     return st.st_size
 
 
-def file_record(path: str | Path) -> dict:
+class FileRecord(TypedDict):
+    """Size and SHA-256 of a file, as a writer records it (the export manifest's ``files``, a cache's index)."""
+
+    size_bytes: int
+    sha256: str
+
+
+def file_record(path: str | Path) -> FileRecord:
     """``{"size_bytes", "sha256"}`` of a file (read in 1 MiB blocks): what a writer records so that a reader can
     tell the file it wrote from one cut short, damaged or replaced since."""
     h = hashlib.sha256()

@@ -9,6 +9,7 @@ from pathlib import Path
 from compressor.export.backend import ExportBackend, Format, Runner, register_backend
 from compressor.export.job import ExportJob
 from compressor.export.options import ExportOptions
+from compressor.manifest import ExportEntry
 
 
 @register_backend
@@ -30,7 +31,7 @@ class OnnxRuntimeBackend(ExportBackend):
 
         return ort_available(runtime)
 
-    def export(self, job: ExportJob) -> dict:
+    def export(self, job: ExportJob) -> ExportEntry:
         from compressor.export.metadata import contract, write_onnx_metadata
         from compressor.export.onnx import convert_fp16
         from compressor.export.runtime import make_session, run_batched
@@ -60,8 +61,8 @@ class OnnxRuntimeBackend(ExportBackend):
         fidelity, _ = job.verdict(reference, output)
         return {**facts, "fidelity": {**fidelity, **knn}, **extra}
 
-    def runner(self, runtime: str, path: Path, entry: dict, *, threads: int,
-               reexport: Callable[[ExportOptions], dict] | None) -> tuple[Runner, str, str]:
+    def runner(self, runtime: str, path: Path, entry: ExportEntry, *, threads: int,
+               reexport: Callable[[ExportOptions], ExportEntry] | None) -> tuple[Runner, str, str]:
         from compressor.export.onnx import onnx_precision
         from compressor.export.runners import OrtRunner
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from compressor.export.backend import ExportBackend, Format, Runner, register_backend
 from compressor.export.job import ExportJob
 from compressor.export.options import ExportOptions
+from compressor.manifest import ExportEntry
 
 
 @register_backend
@@ -37,7 +38,7 @@ class OpenVinoBackend(ExportBackend):
     def sidecars(self, name: str) -> tuple[str, ...]:
         return (str(Path(name).with_suffix(".bin")),)
 
-    def export(self, job: ExportJob) -> dict:
+    def export(self, job: ExportJob) -> ExportEntry:
         """fp32 ONNX → OpenVINO IR (NNCF-quantised for ``openvino-int8``), compiled and checked like ONNX."""
         from compressor.export import openvino as ovx
         from compressor.export.metadata import contract
@@ -69,8 +70,8 @@ class OpenVinoBackend(ExportBackend):
         fidelity, _ = job.verdict(reference, output, note=f" (inference precision {runner.inference_precision})")
         return {**facts, "openvino": block, "fidelity": {**fidelity, **knn}, **extra}
 
-    def runner(self, runtime: str, path: Path, entry: dict, *, threads: int,
-               reexport: Callable[[ExportOptions], dict] | None) -> tuple[Runner, str, str]:
+    def runner(self, runtime: str, path: Path, entry: ExportEntry, *, threads: int,
+               reexport: Callable[[ExportOptions], ExportEntry] | None) -> tuple[Runner, str, str]:
         from compressor.export.openvino import OpenVinoRunner
 
         ov_runner = OpenVinoRunner(path, threads=threads)

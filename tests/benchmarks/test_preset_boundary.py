@@ -12,6 +12,9 @@ import yaml
 
 from tests.conftest import requires_fmnist
 
+# end to end (real processes, training runs): `make test-fast` leaves it out
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

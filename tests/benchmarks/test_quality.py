@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from compressor.engine.cpu_bf16 import cpu_bf16_is_native
@@ -15,6 +16,9 @@ from compressor.eval.embed import embed_dataset
 from compressor.eval.knn import knn_top1
 from compressor.models.students import build_student
 from tests.conftest import load_benchmark, requires_fmnist
+
+# end to end (real processes, training runs): `make test-fast` leaves it out
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 

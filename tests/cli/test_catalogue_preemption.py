@@ -16,9 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from tests.cli.catalogue import assert_one_line
+
+# end to end (real processes, training runs): `make test-fast` leaves it out
+pytestmark = pytest.mark.slow
 
 STEPS = 8
 

@@ -22,7 +22,8 @@ EXPORT = {"format": ("format", None), "out_dir": ("out_dir", None), "opset": ("o
 BENCH = {"backend": ("backends", lambda v: tuple(v.split(","))), "batch": ("batches", lambda v: parse_ints(v, "-")),
          "threads": ("threads", None), "warmup": ("warmup", None), "iters": ("iters", None),
          "seconds": ("seconds", None), "compile": ("compile", None), "torch_device": ("torch_device", None),
-         "data": ("data", None), "data_root": ("data_root", None), "cv_warn": ("cv_warn", None)}
+         "data": ("data", None), "data_root": ("data_root", None), "cv_warn": ("cv_warn", None),
+         "warmup_s": ("warmup_s", None), "mode": ("mode", None), "streams": ("streams", None)}
 
 
 @pytest.mark.parametrize(("command", "options", "mapping"), [(export_cmd, ExportOptions, EXPORT),

@@ -30,6 +30,9 @@ from safetensors.torch import load_file
 from compressor.data.loader import EpochBatchSampler
 from compressor.models.students import build_student
 
+# end to end (real processes, training runs): `make test-fast` leaves it out
+pytestmark = pytest.mark.slow
+
 RECIPES = {
     "simclr": [],
     "mvmr": ["--teacher", "timm:resnet10t", "--teacher-weights", "random", "--teacher-image-size", "24",

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+# end to end (real processes, training runs): `make test-fast` leaves it out
+pytestmark = pytest.mark.slow
+
 RECIPES = {
     "simclr": [],
     "mvmr": ["--teacher", "timm:resnet10t", "--teacher-weights", "random", "--teacher-image-size", "24",

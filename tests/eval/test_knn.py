@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from compressor.eval.knn import knn_predict, knn_top1
-from compressor.eval.linear import linear_probe_top1
+from compressor.eval.linear import linear_probe
 
 
 def _knn_reference(bank, labels, queries, k, t, c):
@@ -38,7 +38,7 @@ def test_knn_and_probe_on_separable_data() -> None:
     y = torch.arange(400) % 4
     x = centres[y] + torch.randn(400, 32, generator=g)
     assert knn_top1(x[:300], y[:300], x[300:], y[300:]) > 0.95
-    assert linear_probe_top1(x[:300], y[:300], x[300:], y[300:]) > 0.95
+    assert linear_probe(x[:300], y[:300], x[300:], y[300:]).top1 > 0.95
     shuffled = y[torch.randperm(400, generator=g)]
     assert knn_top1(x[:300], shuffled[:300], x[300:], shuffled[300:]) < 0.5
 

@@ -61,3 +61,34 @@ def test_install_hint_when_absent() -> None:
             "from compressor.export.openvino import openvino_unavailable; print(openvino_unavailable())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == INSTALL_HINT and "pip install" in out
+
+
+def test_throughput_mode_keeps_an_async_queue_full(tmp_path: Path, fast: dict) -> None:
+    """`bench --mode throughput` on an IR: compiled with the THROUGHPUT hint, an AsyncInferQueue kept full for the
+    window (benchmark_app -hint throughput -api async), images/s and its settings recorded in the manifest."""
+    import json
+
+    from tests.export.conftest import make_run
+
+    run = make_run(tmp_path, arch="resnet10t", image_size=32)
+    res = export_run(run, ExportOptions(format="openvino", **fast))
+    opts = BenchOptions(backends=("openvino",), batches=(1, 2), mode="throughput", streams=2, threads=2,
+                        warmup_s=0.1, iters=None, seconds=0.3)
+    report = bench(res.path, opts)
+    assert [(r.batch, r.mode) for r in report.results] == [(1, "throughput"), (2, "throughput")]
+    for r in report.results:
+        s = r.settings
+        assert s["hint"] == "THROUGHPUT" and s["streams"] == 2 and s["requests_in_flight"] >= 2
+        assert "AsyncInferQueue" in s["api"] and s["inference_num_threads"] == 2
+        assert s["warmup_s"] >= 0.1 and s["elapsed_s"] >= 0.3 and r.iters == s["requests"] >= 5 * 2
+        assert r.throughput_ips == pytest.approx(r.batch * s["requests"] / s["elapsed_s"])
+        assert r.timing == "host" and r.e2e_p50_ms == r.p50_ms and r.cosine_vs_torch > 0.99
+    rec = json.loads((res.path.parent / "manifest.json").read_text())["exports"][res.path.name]["bench"]
+    assert rec["openvino throughput batch 2"]["settings"]["hint"] == "THROUGHPUT"
+    assert rec["openvino throughput batch 2"]["compute"]["throughput_ips"] == report.results[1].throughput_ips
+    # latency mode on the same IR: one request at a time, computed in host memory (one figure under both names)
+    (lat,) = bench(res.path, BenchOptions(backends=("openvino",), batches=(1,), warmup_s=0.0, iters=3,
+                                          seconds=None, threads=2)).results
+    assert lat.mode == "latency" and lat.timing == "host" and lat.e2e_p50_ms == lat.p50_ms
+    assert set(rec) | {"openvino latency batch 1"} == set(json.loads(
+        (res.path.parent / "manifest.json").read_text())["exports"][res.path.name]["bench"])

@@ -51,6 +51,7 @@ def test_fold_batchnorm_removes_every_batchnorm_and_keeps_the_function(arch: str
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in enc.backbone.modules())  # the original untouched
 
 
+@pytest.mark.slow
 def test_qad_onnx_int8_end_to_end_through_the_cli(tmp_path: Path, cli) -> None:
     import onnxruntime as ort
 
@@ -101,6 +102,7 @@ def test_qad_onnx_int8_end_to_end_through_the_cli(tmp_path: Path, cli) -> None:
     assert ov["scheme"] == "mixed" and ov["loss_last"] == qad["loss_last"] and ov["loss_first"] == qad["loss_first"]
 
 
+@pytest.mark.slow
 def test_qad_trains_toward_the_fp32_student(tmp_path: Path) -> None:
     """More QAD steps bring the fake-quantized network's embeddings closer to the fp32 student's on held-out
     images than the PTQ starting point (the same quantizers before training)."""
@@ -126,6 +128,7 @@ def test_qad_trains_toward_the_fp32_student(tmp_path: Path) -> None:
     assert 1 - after < 0.8 * (1 - before), (before, after)
 
 
+@pytest.mark.slow
 def test_qad_openvino_int8_is_an_int8_ir(tmp_path: Path) -> None:
     import openvino as ov
 
@@ -143,6 +146,7 @@ def test_qad_openvino_int8_is_an_int8_ir(tmp_path: Path) -> None:
     assert res.entry["qad"]["preset"] == "mixed" and res.entry["fidelity"]["mean_cosine"] >= 0.98
 
 
+@pytest.mark.slow
 def test_trt_scheme_writes_signed_symmetric_qdq(tmp_path: Path) -> None:
     """trt-int8's QAD graph: every Q/DQ int8 with zero point 0 (TensorRT's explicit quantization), and ORT runs
     it close to the fake-quantized torch model. (Building the engine needs TensorRT: test_tensorrt.py.)"""

@@ -17,10 +17,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from compressor.manifest import read_manifest, verify_export
 from tests.pipeline.test_pipeline import TINY
+
+# end to end (real processes, training runs): `make test-fast` leaves it out
+pytestmark = pytest.mark.slow
 
 STAGES = ["distill", "eval", "export", "bench", "report"]
 

@@ -4,16 +4,32 @@ and renders, with every plot, in a real headless Chromium with networking off.""
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import math
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from compressor.pipeline import run_pipeline
-from compressor.report.browser_check import check_html, external_references, find_chromium
+
+
+def _load_script(path: Path) -> ModuleType:
+    """scripts/check_report_html.py: a command and this test's helper, outside the package (a script, not a module)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_check = _load_script(Path(__file__).resolve().parents[2] / "scripts" / "check_report_html.py")
+check_html, external_references, find_chromium = _check.check_html, _check.external_references, _check.find_chromium
 
 
 @pytest.fixture(scope="module")

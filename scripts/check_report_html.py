@@ -6,7 +6,9 @@ namespace via ``unshare -n`` where allowed, and every host name unresolvable and
 a dead proxy in any case), every ``<img>`` decodes and the page fetched no resource, as recorded by
 the report's own probe script on ``<body>``; (3) a screenshot that is not blank.
 
-    python -m compressor.report.browser_check runs/demo/report.html [--screenshot shot.png]
+    python scripts/check_report_html.py runs/demo/report.html [--screenshot shot.png]
+
+A test helper and a command, not part of the package: tests/report/test_report.py loads it by path.
 """
 
 from __future__ import annotations
