@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,7 @@ def _probe(python: str, root: Path, cwd: Path | str = "/") -> subprocess.Complet
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_cpu_dry_run_runs_every_step_from_another_directory_and_prints_the_table(tmp_path: Path) -> None:
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-check.sh"), "--cpu-dry-run"], capture_output=True,
                           text=True, timeout=1500, cwd=tmp_path)

@@ -37,6 +37,7 @@ def test_stored_pos_embed_resamples_back_to_the_trained_grid_in_both_tools() -> 
     assert (F.interpolate(plain, size=(4, 4), mode="bicubic", antialias=True) - want).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 @requires_fmnist
 def test_quick_comparison_trains_both_tools_on_one_teacher(tmp_path: Path) -> None:
     out = tmp_path / "vs"

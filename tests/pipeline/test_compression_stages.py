@@ -16,6 +16,7 @@ pytest.importorskip("nncf")
 pytest.importorskip("torch_pruning")
 
 
+@pytest.mark.slow
 def test_prune_and_qad_stages_run_end_to_end(tmp_path: Path, cli) -> None:
     config = tmp_path / "compress.yaml"
     config.write_text(yaml.safe_dump({**TINY, "out": str(tmp_path / "run"),

@@ -31,6 +31,7 @@ def test_example_is_valid_as_written(config: Path) -> None:
     assert cfg.workers == train.get("workers", cfg.workers)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs_every_stage(config: Path, tmp_path: Path, cli) -> None:
     raw = yaml.safe_load(config.read_text())
