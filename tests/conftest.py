@@ -95,3 +95,27 @@ def _load_as(module_name: str, path: Path) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def assert_resume_after_step_2_of_4_is_exact(cfg, tmp_path: Path) -> None:
+    """A 4-step run, and the same run "killed" after step 2 (mid-epoch: 5 batches of 4) and resumed, end with
+    the same weights. ``cfg(out, **kw)`` gives the run's TrainConfig (``resume=True`` for the second)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from compressor.engine.trainer import train
+
+    a = train(cfg(tmp_path / "a"), progress=False)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    for f in ("student.safetensors", "student.json"):
+        (b / f).unlink()
+    later = list((b / "checkpoints").glob("step_0000004*"))
+    assert later and list((b / "checkpoints").glob("step_0000002*"))
+    for ckpt in later:
+        ckpt.unlink()
+    train(cfg(b, resume=True), progress=False)
+    wa, wb = load_file(str(a / "student.safetensors")), load_file(str(b / "student.safetensors"))
+    assert wa.keys() == wb.keys()
+    assert max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa) <= 1e-6

@@ -8,14 +8,12 @@ pixels is each source image through the same transform.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from compressor.data.datasets import FMNIST_CLASSES, build_dataset
 from compressor.data.loader import ViewDataset, run_loader
@@ -23,6 +21,7 @@ from compressor.data.teacher_cache import dataset_identity
 from compressor.data.transforms import Views, eval_transform
 from compressor.errors import CompressorError
 from compressor.models.encoder import InputSpec
+from tests.conftest import assert_resume_after_step_2_of_4_is_exact
 
 datasets = pytest.importorskip("datasets")
 CLASSES = FMNIST_CLASSES[:3]
@@ -149,19 +148,5 @@ def _cfg(data: str, out: Path, **kw):
 
 def test_distill_on_a_saved_dataset_resumes_exactly(saved: tuple[Path, list, list], tmp_path: Path) -> None:
     """The pattern of the shards' test: a run "killed" after step 2 of 4 and resumed ends with the same weights."""
-    from compressor.engine.trainer import train
-
     spec = str(saved[0])  # 20 training rows: 5 batches of 4, so step 2 is mid-epoch
-    a = train(_cfg(spec, tmp_path / "a"), progress=False)
-    b = tmp_path / "b"
-    shutil.copytree(a, b)
-    for f in ("student.safetensors", "student.json"):
-        (b / f).unlink()
-    later = list((b / "checkpoints").glob("step_0000004*"))
-    assert later and list((b / "checkpoints").glob("step_0000002*"))
-    for ckpt in later:
-        ckpt.unlink()
-    train(_cfg(spec, b, resume=True), progress=False)
-    wa, wb = load_file(str(a / "student.safetensors")), load_file(str(b / "student.safetensors"))
-    assert wa.keys() == wb.keys()
-    assert max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa) <= 1e-6
+    assert_resume_after_step_2_of_4_is_exact(lambda out, **kw: _cfg(spec, out, **kw), tmp_path)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from compressor.data.datasets import build_dataset
 from compressor.data.loader import ViewDataset
@@ -20,6 +18,7 @@ from compressor.data.shard_writer import write_shards
 from compressor.data.shards import ShardDataset
 from compressor.data.teacher_cache import dataset_identity
 from compressor.errors import CompressorError
+from tests.conftest import assert_resume_after_step_2_of_4_is_exact
 
 wds = pytest.importorskip("webdataset")
 
@@ -174,21 +173,6 @@ def _cfg(data: str, out: Path, **kw):
 
 
 def test_distill_on_shards_resumes_exactly(folder: Path, tmp_path: Path) -> None:
-    from compressor.engine.trainer import train
-
-    spec = write_shards(folder, tmp_path / "sh", shard_size=10, progress=False)  # 20 training images:
-    a = train(_cfg(spec, tmp_path / "a"), progress=False)
-    b = tmp_path / "b"
-    # The same run "killed" after step 2 (mid-epoch: 5 batches of 4): drop what was written later, then resume.
-    shutil.copytree(a, b)
-    for f in ("student.safetensors", "student.json"):
-        (b / f).unlink()
-    later = list((b / "checkpoints").glob("step_0000004*"))
-    assert later and list((b / "checkpoints").glob("step_0000002*"))
-    for ckpt in later:
-        ckpt.unlink()
-    train(_cfg(spec, b, resume=True), progress=False)
-    wa, wb = load_file(str(a / "student.safetensors")), load_file(str(b / "student.safetensors"))
-    assert wa.keys() == wb.keys()
-    assert max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa) <= 1e-6
+    spec = write_shards(folder, tmp_path / "sh", shard_size=10, progress=False)  # 20 training images
+    assert_resume_after_step_2_of_4_is_exact(lambda out, **kw: _cfg(spec, out, **kw), tmp_path)
 
